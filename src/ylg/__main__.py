@@ -1,0 +1,3 @@
+from ylg.cli import main
+
+raise SystemExit(main())
