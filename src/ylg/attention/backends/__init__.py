@@ -1,0 +1,8 @@
+"""Attention backends: one file each, all with the same ``attention(q, k, v, layout, ...)``.
+
+- ``reference``: dense masked softmax, the oracle (always available);
+- ``blocks``: exact block-sparse attention, O(N sqrt N) for the YLG / strided layouts;
+- ``flex``: PyTorch FlexAttention with a block mask (CUDA; forward only on CPU).
+"""
+
+BACKENDS = ("auto", "reference", "blocks", "flex")

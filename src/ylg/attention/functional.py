@@ -1,0 +1,77 @@
+"""``masked_attention``: the functional attention op, with a choice of backend.
+
+Shapes: q ``[B, heads, Nq, D]``, k ``[B, heads, Nk, D]``, v ``[B, heads, Nk, Dv]``; ``masks``
+is a bool tensor ``[heads, Nq, Nk]`` (``masks[h, i, j]``: query i of head h may attend key j)
+or a :class:`ylg.attention.HeadLayout`, which also carries the block structure that the fast
+backend needs. Logits are not scaled by ``1/sqrt(D)`` unless ``scale`` says so (SAGAN).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from ylg.attention.backends import BACKENDS
+from ylg.attention.layouts import HeadLayout
+
+
+def masked_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    masks: torch.Tensor | HeadLayout,
+    backend: str | None = None,
+    *,
+    scale: float = 1.0,
+    return_attention: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Attention of each head's queries over the keys its mask allows.
+
+    Returns the output ``[B, heads, Nq, Dv]``, and with ``return_attention=True`` also the
+    probabilities ``[B, heads, Nq, Nk]`` (zero outside the mask, rows summing to 1).
+    ``backend``: ``reference``, ``blocks``, ``flex`` or ``auto``/``None`` (see
+    :func:`choose_backend`). Raises ``ValueError`` for mismatched shapes, an unknown backend
+    or a query whose mask row is all False.
+    """
+    layout = masks if isinstance(masks, HeadLayout) else HeadLayout.from_masks(masks)
+    _check_shapes(q, k, v, layout)
+    name = choose_backend(q, layout, return_attention) if backend in (None, "auto") else backend
+    if name not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not known; use one of {', '.join(BACKENDS)}")
+    module = importlib.import_module(f"ylg.attention.backends.{name}")
+    out, probs = module.attention(
+        q, k, v, layout.to(q.device), scale=scale, return_attention=return_attention
+    )
+    return (out, probs) if return_attention else out
+
+
+def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool = False) -> str:
+    """What ``backend="auto"`` runs.
+
+    - attention probabilities wanted: ``reference`` (they are a dense ``[B, h, Nq, Nk]``
+      tensor anyway, and the reference gives them exactly);
+    - otherwise ``blocks``: exact, block-sparse for the named layouts, a fused (unmasked or
+      masked) SDPA call for ``dense`` layouts and plain masks.
+    """
+    if return_attention:
+        return "reference"
+    return "reference"  # until the blocks backend lands
+
+
+def _check_shapes(q, k, v, layout: HeadLayout) -> None:
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(
+            f"q, k, v must be 4-D [B, heads, N, D], got shapes {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    b, h, nq, d = q.shape
+    if k.shape[:2] != (b, h) or k.shape[3] != d or v.shape[:3] != k.shape[:3]:
+        raise ValueError(
+            f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not fit: need "
+            f"q [B, heads, Nq, D], k [B, heads, Nk, D], v [B, heads, Nk, Dv]"
+        )
+    want = (h, nq, k.shape[2])
+    got = (layout.num_heads, layout.num_queries, layout.num_keys)
+    if got != want:
+        raise ValueError(f"masks are for [heads, Nq, Nk] = {list(got)}, q/k give {list(want)}")

@@ -1,0 +1,313 @@
+"""Head layouts: which keys each attention head's queries may see.
+
+A :class:`HeadLayout` is what :func:`ylg.attention.masked_attention` takes as ``masks`` when
+the caller knows the sparsity structure. It groups the heads that share one pattern step,
+keeps the block structure of each group (a :class:`ylg.patterns.BlockLayout`: gather, dense
+attention over small blocks, scatter back) for the fast backend, and materialises the dense
+``[heads, Nq, Nk]`` boolean masks only when a backend asks for them (the reference backend, or
+``return_attention``). A plain boolean tensor is accepted too (:meth:`HeadLayout.from_masks`);
+it has no block structure.
+
+Named layouts (the ``layout=`` argument of :class:`ylg.attention.YLGAttention2d`):
+
+- ``dense``: every query sees every key (SAGAN), any number of heads;
+- ``ylg``: 8 heads, RTL step 0, RTL step 1, RTL step 0, RTL step 1, LTR step 0, LTR step 1,
+  LTR step 0, LTR step 1 (the head order of the original code);
+- ``strided``: 8 heads, the full-information strided pattern's 2 steps, 4 times;
+- a list of entries, each a pattern name (its 2 steps as 2 consecutive heads), a
+  ``(name, step)`` pair (one head) or ``"dense"`` (one head that sees every key);
+- an explicit boolean tensor ``[heads, Nq, Nk]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ylg import patterns
+from ylg.patterns import PATTERNS as PATTERN_NAMES
+
+NAMED_LAYOUTS = ("dense", "ylg", "strided")
+FULL = "dense"  # the head spec of a head that sees every key
+
+# A head spec: FULL, or (pattern name, step).
+HeadSpec = str | tuple[str, int]
+
+
+def head_specs(layout: str | Sequence | torch.Tensor, heads: int) -> tuple[HeadSpec, ...] | None:
+    """The per-head pattern steps of a named layout or list; ``None`` for an explicit tensor.
+
+    Raises ``ValueError`` naming the layout when it is unknown or gives a number of heads other
+    than ``heads``.
+    """
+    if isinstance(layout, torch.Tensor):
+        if layout.dtype != torch.bool or layout.dim() != 3 or layout.shape[0] != heads:
+            raise ValueError(
+                f"layout tensor must be a bool tensor [heads={heads}, Nq, Nk], got dtype "
+                f"{layout.dtype} and shape {tuple(layout.shape)}"
+            )
+        return None
+    if isinstance(layout, str):
+        if layout == "dense":
+            return (FULL,) * heads
+        if layout == "ylg":
+            specs = [("rtl", 0), ("rtl", 1)] * 2 + [("ltr", 0), ("ltr", 1)] * 2
+        elif layout == "strided":
+            specs = [("strided_fi", 0), ("strided_fi", 1)] * 4
+        else:
+            raise ValueError(
+                f"layout={layout!r} is not known; use one of {', '.join(NAMED_LAYOUTS)}, a list "
+                f"of pattern names ({', '.join(PATTERN_NAMES)}) or a bool tensor [heads, Nq, Nk]"
+            )
+        if heads != len(specs):
+            raise ValueError(
+                f"layout={layout!r} has {len(specs)} heads, got heads={heads}; use heads="
+                f"{len(specs)} or layout='dense' for any number of heads"
+            )
+        return tuple(specs)
+    specs = []
+    for entry in layout:
+        if isinstance(entry, str) and entry == FULL:
+            specs.append(FULL)
+        elif isinstance(entry, str) and entry in PATTERN_NAMES:
+            specs += [(entry, 0), (entry, 1)]
+        elif (
+            isinstance(entry, (tuple, list))
+            and len(entry) == 2
+            and entry[0] in PATTERN_NAMES
+            and entry[1] in (0, 1)
+        ):
+            specs.append((str(entry[0]), int(entry[1])))
+        else:
+            raise ValueError(
+                f"layout entry {entry!r} is not known; each entry is a pattern name "
+                f"({', '.join(PATTERN_NAMES)}) giving its 2 steps as 2 heads, a (name, step) "
+                f"pair with step 0 or 1, or 'dense'"
+            )
+    if len(specs) != heads:
+        raise ValueError(
+            f"layout={list(layout)!r} gives {len(specs)} heads (a pattern name counts 2), "
+            f"got heads={heads}"
+        )
+    return tuple(specs)
+
+
+@dataclass(frozen=True, eq=False)
+class HeadGroup:
+    """Heads that share one mask; ``blocks`` is its block structure, ``None`` = every key."""
+
+    heads: tuple[int, ...]
+    blocks: patterns.BlockLayout | None
+
+
+class HeadLayout:
+    """The masks of every head of an attention call, with their block structure when known.
+
+    ``groups`` partitions the heads; each :class:`HeadGroup` has the block structure of its
+    mask (or ``None``: the heads see every key). ``masks`` gives the dense ``[heads, Nq, Nk]``
+    tensor, built on first use and cached. Layouts made from a plain tensor have
+    ``groups = None``. Backends keep per-layout preparations in ``cache``.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        num_queries: int,
+        num_keys: int,
+        *,
+        groups: tuple[HeadGroup, ...] | None = None,
+        masks: torch.Tensor | None = None,
+        query_grid: tuple[int, int] | None = None,
+        key_grid: tuple[int, int] | None = None,
+    ) -> None:
+        if (groups is None) == (masks is None):
+            raise ValueError("HeadLayout needs exactly one of groups= and masks=")
+        self.num_heads = num_heads
+        self.num_queries = num_queries
+        self.num_keys = num_keys
+        self.groups = groups
+        self.query_grid = query_grid
+        self.key_grid = key_grid
+        self._masks = masks
+        self.cache: dict = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_masks(cls, masks: torch.Tensor) -> HeadLayout:
+        """Wrap a bool tensor ``[heads, Nq, Nk]``; raises ``ValueError`` on an all-False row."""
+        if not isinstance(masks, torch.Tensor) or masks.dtype != torch.bool or masks.dim() != 3:
+            shape = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks)
+            raise ValueError(f"masks must be a bool tensor [heads, Nq, Nk], got {shape}")
+        layout = cls(*masks.shape, masks=masks)
+        layout.validate()
+        return layout
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def structured(self) -> bool:
+        """True when the block structure of every head is known."""
+        return self.groups is not None
+
+    @property
+    def full(self) -> bool:
+        """True when every head sees every key (plain dense attention)."""
+        return self.groups is not None and all(g.blocks is None for g in self.groups)
+
+    @property
+    def device(self) -> torch.device:
+        if self._masks is not None:
+            return self._masks.device
+        for group in self.groups:
+            if group.blocks is not None:
+                return group.blocks.mask.device
+        return torch.device("cpu")
+
+    @property
+    def masks(self) -> torch.Tensor:
+        """Dense boolean masks ``[heads, Nq, Nk]`` (built once from the blocks, then cached)."""
+        if self._masks is None:
+            dense = torch.zeros(
+                self.num_heads,
+                self.num_queries,
+                self.num_keys,
+                dtype=torch.bool,
+                device=self.device,
+            )  # [heads, Nq, Nk]
+            for group in self.groups:
+                m = True if group.blocks is None else group.blocks.dense().to(dense.device)
+                dense[list(group.heads)] = m
+            self._masks = dense
+        return self._masks
+
+    def to(self, device: torch.device | str) -> HeadLayout:
+        """A copy whose tensors live on ``device`` (``self`` when they already do)."""
+        device = torch.device(device)
+        if self.device == device or (device.type == self.device.type and device.index is None):
+            return self
+        groups = None
+        if self.groups is not None:
+            groups = tuple(
+                HeadGroup(g.heads, None if g.blocks is None else g.blocks.to(device))
+                for g in self.groups
+            )
+        masks = None if self._masks is None else self._masks.to(device)
+        if groups is not None:
+            out = HeadLayout(
+                self.num_heads,
+                self.num_queries,
+                self.num_keys,
+                groups=groups,
+                query_grid=self.query_grid,
+                key_grid=self.key_grid,
+            )
+            out._masks = masks
+            return out
+        return HeadLayout(
+            self.num_heads,
+            self.num_queries,
+            self.num_keys,
+            masks=masks,
+            query_grid=self.query_grid,
+            key_grid=self.key_grid,
+        )
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ``ValueError`` when a query of some head may attend to no key at all."""
+        if self.groups is None:
+            seen = self._masks.any(dim=-1)  # [heads, Nq]
+            bad = (~seen).nonzero()
+            if len(bad):
+                head, query = (int(i) for i in bad[0])
+                self._raise_empty(head, query, len(bad))
+            return
+        for group in self.groups:
+            if group.blocks is None:
+                if self.num_keys == 0:
+                    self._raise_empty(group.heads[0], 0, self.num_queries)
+                continue
+            b = group.blocks
+            valid = b.q_index >= 0  # [G, mq]
+            seen = b.mask.any(dim=-1)  # [G, mq]
+            bad = valid & ~seen
+            covered = torch.zeros(self.num_queries, dtype=torch.long, device=b.q_index.device)
+            covered.index_add_(0, b.q_index[valid], torch.ones_like(b.q_index[valid]))
+            if bad.any():
+                query = int(b.q_index[bad][0])
+                self._raise_empty(group.heads[0], query, int(bad.sum()))
+            if not bool((covered == 1).all()):
+                query = int((covered != 1).nonzero()[0])
+                raise ValueError(
+                    f"block layout of heads {group.heads} lists query {query} "
+                    f"{int(covered[query])} times; every query must appear exactly once"
+                )
+
+    def _raise_empty(self, head: int, query: int, count: int) -> None:
+        where = f"query {query}"
+        if self.query_grid is not None:
+            where += f" (row {query // self.query_grid[1]}, col {query % self.query_grid[1]})"
+        raise ValueError(
+            f"mask of head {head}: {where} may attend to no key ({count} such query rows in "
+            f"all); every query needs at least one allowed key"
+        )
+
+    def __repr__(self) -> str:
+        kind = "structured" if self.structured else "dense-mask"
+        return (
+            f"HeadLayout(heads={self.num_heads}, Nq={self.num_queries}, Nk={self.num_keys}, {kind})"
+        )
+
+
+def build_layout(
+    layout: str | Sequence | torch.Tensor,
+    heads: int,
+    query_grid: tuple[int, int],
+    key_grid: tuple[int, int],
+    *,
+    curve: str = "esa",
+    query_layout: str = "colocate",
+    stride: int | None = None,
+) -> HeadLayout:
+    """The :class:`HeadLayout` of ``layout`` for a query grid and a key grid (rows, cols).
+
+    Pattern steps come from :func:`ylg.patterns.grid_blocks` (and so equal
+    :func:`ylg.patterns.grid_masks` step by step); heads that use the same step share one
+    block structure. Raises ``ValueError`` when a query may attend to no key.
+    """
+    nq = query_grid[0] * query_grid[1]
+    nk = key_grid[0] * key_grid[1]
+    specs = head_specs(layout, heads)
+    if specs is None:
+        if tuple(layout.shape[1:]) != (nq, nk):
+            raise ValueError(
+                f"layout tensor has shape {tuple(layout.shape)} but the query grid {query_grid} "
+                f"and key grid {key_grid} need [{heads}, {nq}, {nk}]"
+            )
+        out = HeadLayout(heads, nq, nk, masks=layout, query_grid=query_grid, key_grid=key_grid)
+        out.validate()
+        return out
+
+    by_spec: dict[HeadSpec, list[int]] = {}
+    for h, spec in enumerate(specs):
+        by_spec.setdefault(spec, []).append(h)
+    groups = []
+    for spec, hs in by_spec.items():
+        if spec == FULL:
+            blocks = None
+        else:
+            name, step = spec
+            blocks = patterns.grid_blocks(
+                name,
+                step,
+                key_grid,
+                query_grid,
+                curve=curve,
+                query_layout=query_layout,
+                stride=stride,
+            )
+        groups.append(HeadGroup(tuple(hs), blocks))
+    out = HeadLayout(heads, nq, nk, groups=tuple(groups), query_grid=query_grid, key_grid=key_grid)
+    out.validate()
+    return out
