@@ -80,9 +80,7 @@ def _check_tokens(arg: str, tokens, n: int) -> list[int]:
     tokens = [int(t) for t in tokens]
     bad = [t for t in tokens if not 0 <= t < n]
     if not tokens or bad or len(set(tokens)) != len(tokens):
-        raise ValueError(
-            f"{arg} must be distinct token indices in [0, {n}), got {arg}={tokens!r}"
-        )
+        raise ValueError(f"{arg} must be distinct token indices in [0, {n}), got {arg}={tokens!r}")
     return tokens
 
 

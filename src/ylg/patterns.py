@@ -338,7 +338,8 @@ def _candidate_positions(name: str, step: int, n: int, s: int) -> tuple[str, lis
     if (name, step) in {("strided", 1), ("strided_fi", 1)}:
         return "residue", [torch.arange(r, n, s) for r in range(s)]
     if name in ("strided", "strided_fi"):  # windows of width < s reach the neighbour blocks
-        return "block", [torch.arange(max(b - 1, 0) * s, min((b + 2) * s, n)) for b in range(nblocks)]
+        windows = [torch.arange(max(b - 1, 0) * s, min((b + 2) * s, n)) for b in range(nblocks)]
+        return "block", windows
     if step == 0:  # fixed, ltr, rtl: block-diagonal
         return "block", blocks
     pos = torch.arange(n)
