@@ -1,0 +1,259 @@
+"""Training options as one dataclass, and the named presets, all in one place.
+
+A preset is a set of overrides over the dataclass defaults; a run resolves
+``preset + command-line overrides`` into one :class:`TrainConfig` and writes it to
+``RUN_DIR/config.json``. The CLI generates one flag per field from this dataclass, so a new
+option needs to be added here only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run. Batch sizes are global (all processes together)."""
+
+    # -- model --
+    resolution: int = field(default=32, metadata={"help": "image size: 32, 64, 128 or 256"})
+    attention: str = field(
+        default="ylg", metadata={"help": "attention variant (ylg.models.variants.VARIANTS)"}
+    )
+    g_width: int = field(default=64, metadata={"help": "generator base width (gf)"})
+    d_width: int = field(default=64, metadata={"help": "discriminator base width (df)"})
+    z_dim: int = field(default=128, metadata={"help": "latent size"})
+    # -- data --
+    data: str | None = field(
+        default=None,
+        metadata={"help": "image folder or .npz; empty = built-in procedural dataset"},
+    )
+    conditional: bool = field(
+        default=True, metadata={"help": "use the dataset's labels (class-conditional G and D)"}
+    )
+    workers: int = field(default=2, metadata={"help": "data loading worker processes"})
+    # -- optimisation --
+    batch_size: int = field(
+        default=64, metadata={"help": "global batch: all processes and accumulation rounds"}
+    )
+    accumulate: int = field(
+        default=1, metadata={"help": "gradient accumulation rounds per optimizer step"}
+    )
+    g_lr: float = field(default=1e-4, metadata={"help": "generator Adam learning rate"})
+    d_lr: float = field(default=4e-4, metadata={"help": "discriminator Adam learning rate"})
+    beta1: float = field(default=0.0, metadata={"help": "Adam beta1 (both networks)"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2 (both networks)"})
+    d_steps: int = field(default=1, metadata={"help": "discriminator steps per generator step"})
+    ema: bool = field(default=True, metadata={"help": "keep an EMA of the generator weights"})
+    ema_decay: float = field(default=0.999, metadata={"help": "EMA decay per step"})
+    ema_start: int = field(
+        default=0, metadata={"help": "step before which the EMA just copies the weights"}
+    )
+    # -- run length and maintenance --
+    steps: int = field(default=10_000, metadata={"help": "total generator steps"})
+    seed: int = field(default=0, metadata={"help": "seed of weights, data order and latents"})
+    log_every: int = field(default=10, metadata={"help": "steps between stats.jsonl rows"})
+    sample_every: int = field(
+        default=500, metadata={"help": "steps between sample grids / attention snapshots"}
+    )
+    checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints"})
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "also keep ckpt-<step>.pt besides latest.pt"}
+    )
+    eval_every: int = field(
+        default=0, metadata={"help": "steps between FID/IS evaluations (0 = off)"}
+    )
+    eval_n: int = field(default=5000, metadata={"help": "generated images per evaluation"})
+    # -- performance --
+    amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA (ignored on CPU)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile G and D"})
+    sync_bn: bool = field(
+        default=False,
+        metadata={"help": "SyncBatchNorm across processes (CUDA only; see docs/training.md)"},
+    )
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+
+    # ------------------------------------------------------------------------------------
+    def validate(self) -> TrainConfig:
+        """Check values that do not depend on the data or the world size; return self."""
+        if self.resolution not in (32, 64, 128, 256):
+            raise ValueError(f"resolution={self.resolution} is not one of 32, 64, 128, 256")
+        positive = ("g_width", "d_width", "z_dim", "batch_size", "accumulate", "d_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name}={value} must be >= 1")
+        for name in ("g_lr", "d_lr"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name}={value} must be > 0")
+        for name in ("beta1", "beta2", "ema_decay"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value} must be in [0, 1]")
+        for name in ("steps", "workers", "ema_start", "eval_every"):
+            value = getattr(self, name)
+            if value < 0:
+                raise ValueError(f"{name}={value} must be >= 0")
+        for name in ("log_every", "sample_every", "checkpoint_every", "eval_n"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name}={value} must be >= 1")
+        if self.batch_size % self.accumulate:
+            raise ValueError(
+                f"batch_size={self.batch_size} is not divisible by accumulate={self.accumulate}"
+            )
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        from ylg.models.variants import VARIANTS
+
+        if self.attention not in VARIANTS:
+            raise ValueError(
+                f"attention={self.attention!r} is not a known variant; valid: "
+                + ", ".join(sorted(VARIANTS))
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (e.g. a saved config.json); unknown keys are an error."""
+        unknown = sorted(set(values) - set(field_types()))
+        if unknown:
+            raise ValueError(
+                f"unknown training option(s) {', '.join(unknown)}; valid: "
+                + ", ".join(field_types())
+            )
+        return cls(**values)
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=False)
+            f.write("\n")
+
+
+# ----------------------------------------------------------------------------------------
+# Presets: overrides over the defaults above. The paper's setting is `imagenet128`.
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Daras et al. 2019, Sec. 5 / the tensorflow-gan SAGAN example they modified:
+    # batch 256, TTUR (G 1e-4, D 4e-4), Adam betas (0, 0.999), 1 D step per G step, hinge
+    # loss, gf = df = 64, no EMA; the paper reports the best FID seen during training.
+    "imagenet128": dict(
+        resolution=128,
+        attention="ylg",
+        g_width=64,
+        d_width=64,
+        batch_size=256,
+        g_lr=1e-4,
+        d_lr=4e-4,
+        beta1=0.0,
+        beta2=0.999,
+        d_steps=1,
+        ema=False,
+        steps=1_000_000,
+        workers=8,
+        log_every=50,
+        sample_every=2000,
+        checkpoint_every=5000,
+    ),
+    # CIFAR-10 at 32x32 with the same TTUR recipe and an EMA of G (as BigGAN-style repos).
+    "cifar32": dict(
+        resolution=32,
+        g_width=64,
+        d_width=64,
+        batch_size=64,
+        g_lr=1e-4,
+        d_lr=4e-4,
+        ema=True,
+        ema_decay=0.9999,
+        ema_start=1000,
+        steps=100_000,
+        workers=4,
+        sample_every=1000,
+        checkpoint_every=5000,
+    ),
+    # CelebA-style unconditional faces at 64x64.
+    "celeba64": dict(
+        resolution=64,
+        g_width=64,
+        d_width=64,
+        batch_size=64,
+        g_lr=1e-4,
+        d_lr=4e-4,
+        conditional=False,
+        ema=True,
+        ema_decay=0.9999,
+        ema_start=1000,
+        steps=100_000,
+        workers=4,
+        sample_every=1000,
+        checkpoint_every=5000,
+    ),
+    # The main job: minutes on a 2-core CPU, on the built-in procedural dataset.
+    "demo": dict(
+        resolution=32,
+        g_width=16,
+        d_width=16,
+        z_dim=64,
+        batch_size=32,
+        g_lr=2e-4,
+        d_lr=4e-4,
+        ema=True,
+        ema_decay=0.99,
+        steps=600,
+        workers=0,
+        log_every=5,
+        sample_every=100,
+        checkpoint_every=200,
+    ),
+}
+
+
+def field_types() -> dict[str, type]:
+    """Name -> base type (int, float, bool or str) of every TrainConfig field, in order."""
+    hints = typing.get_type_hints(TrainConfig)
+    out: dict[str, type] = {}
+    for f in dataclasses.fields(TrainConfig):
+        tp = hints[f.name]
+        if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        out[f.name] = tp
+    return out
+
+
+def resolve(preset: str = "demo", overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """``PRESETS[preset]`` over the defaults, then ``overrides``; validated."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    values = {**PRESETS[preset], **(overrides or {})}
+    return TrainConfig.from_dict(values).validate()
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Convert the string ``text`` for option ``name`` to the field's type (for --set k=v)."""
+    types_ = field_types()
+    if name not in types_:
+        raise ValueError(f"unknown training option {name!r}; valid: {', '.join(types_)}")
+    tp = types_[name]
+    if tp is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}={text!r} is not a boolean (true/false)")
+    if name == "data" and text in ("", "none", "None"):
+        return None
+    try:
+        return tp(float(text)) if tp is int and "e" in text.lower() else tp(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a valid {tp.__name__}") from None

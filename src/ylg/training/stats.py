@@ -1,0 +1,116 @@
+"""Run statistics: ``stats.jsonl`` (one JSON object per logged step), TensorBoard, loss plots.
+
+Each row has ``step``, ``time`` (seconds since the run started, summed over resumes) and
+the losses under names containing ``loss`` (``loss_d``, ``loss_d_real``, ``loss_d_fake``,
+``loss_g``), plus whatever else the loop logs (``d_real``, ``d_fake``, ``steps_per_s``,
+``fid``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def read_stats(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All rows of a ``stats.jsonl`` (missing file: empty list)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_stats(path: str | os.PathLike, step: int) -> None:
+    """Drop rows after ``step`` (a resumed run re-logs the steps it repeats)."""
+    path = Path(path)
+    rows = [r for r in read_stats(path) if r.get("step", 0) <= step]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    os.replace(tmp, path)
+
+
+class StatsWriter:
+    """Writes ``stats.jsonl`` rows and TensorBoard scalars/images; inert when not enabled
+    (the non-zero ranks of a distributed run)."""
+
+    def __init__(self, run_dir: str | os.PathLike, *, enabled: bool = True, tensorboard=True):
+        self.enabled = enabled
+        self.path = Path(run_dir) / "stats.jsonl"
+        self._file = open(self.path, "a") if enabled else None  # noqa: SIM115
+        self._tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard missing: the jsonl is enough
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        row = {"step": int(step), **{k: _json_float(v) for k, v in values.items()}}
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in values.items():
+                if k != "time":
+                    self._tb.add_scalar(k, v, step)
+
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        """``image``: uint8 ``[3, H, W]``."""
+        if self.enabled and self._tb is not None:
+            self._tb.add_image(tag, image, step)
+
+    def flush(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _json_float(v: float) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else str(v)  # JSON has no nan/inf
+
+
+def plot_stats(stats_path: str | os.PathLike, out_png: str | os.PathLike) -> Path:
+    """Plot every ``*loss*`` column of ``stats.jsonl`` against ``step`` into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_stats(stats_path)
+    if not rows:
+        raise ValueError(f"{stats_path} has no rows to plot")
+    keys = sorted({k for r in rows for k in r if "loss" in k})
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, label=k, linewidth=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("hinge loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png)
+    plt.close(fig)
+    return out_png
