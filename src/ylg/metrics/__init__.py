@@ -1,0 +1,40 @@
+"""FID, Inception Score and KID with the numbers of the TF 2015-12-05 Inception graph.
+
+One concept per file: ``inception.py`` (the network), ``resize.py`` (TF1 bilinear resize),
+``quantize.py`` ([-1, 1] -> uint8), ``weights.py`` (finding / downloading the weights),
+``fid.py``, ``isc.py``, ``kid.py`` (the metrics), ``features.py`` (batched extraction,
+streaming moments), ``stats.py`` (reference statistics and their disk cache) and
+``evaluate.py`` (metrics of a generator).
+"""
+
+from ylg.metrics.evaluate import METRICS, evaluate_generator
+from ylg.metrics.features import FeatureMoments, extract_features
+from ylg.metrics.fid import feature_statistics, fid_from_features, fid_from_statistics
+from ylg.metrics.inception import InceptionV3FID
+from ylg.metrics.isc import inception_score
+from ylg.metrics.kid import kid_from_features
+from ylg.metrics.quantize import to_uint8
+from ylg.metrics.resize import resize_bilinear_tf1
+from ylg.metrics.stats import ReferenceStats, compute_reference_stats, reference_stats
+from ylg.metrics.weights import WEIGHTS_URL, load_inception, resolve_weights
+
+__all__ = [
+    "METRICS",
+    "WEIGHTS_URL",
+    "FeatureMoments",
+    "InceptionV3FID",
+    "ReferenceStats",
+    "compute_reference_stats",
+    "evaluate_generator",
+    "extract_features",
+    "feature_statistics",
+    "fid_from_features",
+    "fid_from_statistics",
+    "inception_score",
+    "kid_from_features",
+    "load_inception",
+    "reference_stats",
+    "resize_bilinear_tf1",
+    "resolve_weights",
+    "to_uint8",
+]

@@ -1,0 +1,139 @@
+"""FID / IS / KID of a generator against reference statistics: the one entry point.
+
+Samples come from a fixed-seed generator (no truncation): ``z ~ N(0, I)`` and, for a
+class-conditional G, labels uniform over its classes, all drawn up front so that the samples do
+not depend on the batch size. Generated images are quantised like a saved PNG
+(:func:`ylg.metrics.to_uint8`) and fed to the FID Inception.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ylg.metrics.features import FeatureMoments
+from ylg.metrics.fid import fid_from_statistics, warn_if_undersampled
+from ylg.metrics.inception import FEATURE_DIM, InceptionV3FID
+from ylg.metrics.isc import inception_score
+from ylg.metrics.kid import kid_from_features
+from ylg.metrics.quantize import to_uint8
+from ylg.metrics.stats import ReferenceStats
+
+METRICS = ("fid", "is", "kid")
+
+
+def _param_device(module: nn.Module, fallback: torch.device) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    return fallback
+
+
+def _check_metrics(metrics) -> tuple[str, ...]:
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    metrics = tuple(str(m).lower() for m in metrics)
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not metrics:
+        raise ValueError(
+            f"metrics must be a non-empty subset of {', '.join(METRICS)}; got {metrics}"
+        )
+    return tuple(dict.fromkeys(metrics))
+
+
+@torch.no_grad()
+def evaluate_generator(
+    G: nn.Module,
+    *,
+    n: int,
+    reference: ReferenceStats | None,
+    metrics=("fid", "is"),
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    inception: InceptionV3FID | None = None,
+    is_splits: int = 10,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Metrics of ``n`` samples of ``G`` (``G(z [B, z_dim], y [B] | None) -> [B, 3, R, R]``).
+
+    Returns ``{"fid": ..., "is": ..., "is_std": ..., "kid": ..., "kid_std": ...}`` for the
+    requested ``metrics`` (any of ``fid``, ``is``, ``kid``). FID and KID need ``reference``
+    (its resolution and extractor must match G and the Inception); KID needs its stored
+    features and uses subsets of ``min(kid_subset_size, n, stored)`` samples.
+    G is run in eval mode and put back in the mode it was in.
+    """
+    metrics = _check_metrics(metrics)
+    if int(n) != n or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    n = int(n)
+    if "is" in metrics and n < is_splits:
+        raise ValueError(f"n={n} is fewer than the {is_splits} Inception Score splits")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    needs_ref = [m for m in metrics if m in ("fid", "kid")]
+    if needs_ref and reference is None:
+        raise ValueError(f"metrics {', '.join(needs_ref)} need reference statistics; got None")
+    if "kid" in metrics and reference.features is None:
+        raise ValueError(
+            f"KID needs reference features, but the statistics of {reference.source!r} have none "
+            "(recompute them with keep_features > 0)"
+        )
+    z_dim = int(G.z_dim)
+    num_classes = int(getattr(G, "num_classes", 0) or 0)
+    if inception is None:
+        from ylg.metrics.weights import load_inception
+
+        inception = load_inception(device=device)
+    inception = inception.to(device).eval()
+    if reference is not None:
+        reference.check(resolution=getattr(G, "resolution", None), extractor=inception.extractor_id)
+
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_dim, generator=gen)  # [n, z_dim]
+    y = torch.randint(0, num_classes, (n,), generator=gen) if num_classes > 0 else None  # [n]
+
+    g_device = _param_device(G, torch.device(device))
+    was_training = G.training
+    G.eval()
+    moments = FeatureMoments()
+    logits = torch.empty(n, 1008) if "is" in metrics else None
+    pools = torch.empty(n, FEATURE_DIM) if "kid" in metrics else None
+    try:
+        with tqdm(total=n, desc="evaluate", unit="img", disable=not progress) as bar:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                yb = None if y is None else y[start:stop].to(g_device)
+                images = G(z[start:stop].to(g_device), yb)  # [B, 3, R, R] in [-1, 1]
+                if images.dim() != 4 or images.shape[0] != stop - start or images.shape[1] != 3:
+                    raise ValueError(
+                        f"G must return images [B, 3, R, R], got shape {tuple(images.shape)}"
+                    )
+                pool, lg = inception(to_uint8(images))  # [B, 2048], [B, 1008]
+                if "fid" in metrics:
+                    moments.update(pool)
+                if logits is not None:
+                    logits[start:stop] = lg.cpu()
+                if pools is not None:
+                    pools[start:stop] = pool.cpu()
+                bar.update(stop - start)
+    finally:
+        G.train(was_training)
+
+    out: dict[str, float] = {}
+    if "fid" in metrics:
+        mu, sigma = moments.mean_cov()
+        out["fid"] = fid_from_statistics(mu, sigma, reference.mu, reference.sigma)
+        warn_if_undersampled(min(n, reference.n), FEATURE_DIM, out["fid"])
+    if "is" in metrics:
+        out["is"], out["is_std"] = inception_score(logits, splits=is_splits)
+    if "kid" in metrics:
+        ref_features = np.asarray(reference.features)
+        m = min(kid_subset_size, n, len(ref_features))
+        out["kid"], out["kid_std"] = kid_from_features(
+            pools, ref_features, subsets=kid_subsets, subset_size=m
+        )
+    return out
