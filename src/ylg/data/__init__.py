@@ -1,0 +1,80 @@
+"""Datasets for training: an image folder, an ``.npz`` of images, or built-in shape scenes.
+
+Every dataset yields ``(image, label)`` with ``image`` a ``float32 [3, R, R]`` tensor in
+``[-1, 1]`` (largest centred square, antialiased resize) and ``label`` an int (collated to
+``int64``), and has the attribute ``num_classes`` (0 = unlabeled, labels all 0).
+:func:`make_dataset` picks the dataset from a source; the trainer builds its ``DataLoader``
+(workers, sampler, seeded order) on top. All datasets are picklable for worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from ylg.data.folder import ImageFolderDataset, find_images
+from ylg.data.images import IMAGE_EXTENSIONS, load_image, verify_image
+from ylg.data.npz import NpzDataset
+from ylg.data.shapes import SHAPE_NAMES, ShapesDataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "SHAPE_NAMES",
+    "ImageFolderDataset",
+    "NpzDataset",
+    "ShapesDataset",
+    "find_images",
+    "load_image",
+    "make_dataset",
+    "verify_image",
+]
+
+
+def make_dataset(
+    source: str | os.PathLike | None,
+    resolution: int,
+    *,
+    seed: int = 0,
+    num_classes: int | None = None,
+) -> Dataset:
+    """The dataset for ``source``, yielding ``(float32 [3, R, R] in [-1, 1], int label)``.
+
+    Args:
+        source: ``None`` for the built-in procedural shapes (:class:`ShapesDataset`, 10
+            classes, 10,000 scenes, no download); a directory for :class:`ImageFolderDataset`
+            (class subfolders = labels, or flat = unlabeled); a ``.npz`` file for
+            :class:`NpzDataset`.
+        resolution: output side ``R``.
+        seed: selects the built-in scenes (file datasets have a fixed, sorted order; their
+            shuffling is the sampler's job).
+        num_classes: optional: the number of classes the model will have. Labels must be below
+            it (``ValueError`` before training otherwise), ``0`` ignores labels; for the
+            built-in dataset it picks how many shape kinds are classes.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        ValueError: a file that is neither a folder nor ``.npz``, no images, labels out of
+            range, or a bad ``resolution``.
+    """
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution must be a positive int, got {resolution!r}")
+    if source is None:
+        return ShapesDataset(
+            resolution, seed=seed, num_classes=10 if num_classes is None else num_classes
+        )
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"data source {str(path)!r} does not exist (give an image folder, a .npz file, "
+            "or no source for the built-in shapes)"
+        )
+    if path.is_dir():
+        return ImageFolderDataset(path, resolution, num_classes=num_classes)
+    if path.suffix.lower() == ".npz":
+        return NpzDataset(path, resolution, num_classes=num_classes)
+    raise ValueError(
+        f"data source {str(path)!r} is a file but not a .npz; expected an image folder or a "
+        ".npz of uint8 images"
+    )
