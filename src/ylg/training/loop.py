@@ -210,7 +210,12 @@ def train(
     if dataset is None:
         from ylg.data import make_dataset
 
-        dataset = make_dataset(config.data, config.resolution, seed=config.seed)
+        dataset = make_dataset(
+            config.data,
+            config.resolution,
+            seed=config.seed,
+            num_classes=None if config.conditional else 0,
+        )
     num_classes = int(getattr(dataset, "num_classes", 0)) if config.conditional else 0
     if ckpt is not None and ckpt["num_classes"] != num_classes:
         raise ValueError(
