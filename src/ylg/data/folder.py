@@ -46,7 +46,9 @@ def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
     if not recursive:
         with os.scandir(folder) as entries:
             found = [
-                e.path for e in entries if e.is_file() and _visible(e.name) and is_image_file(e)
+                e.path
+                for e in entries
+                if e.is_file() and _visible(e.name) and is_image_file(e.name)
             ]
         return sorted(found)
     found = []

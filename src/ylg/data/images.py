@@ -116,10 +116,12 @@ def pil_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
     if image.size == (resolution, resolution):
         square = image
     else:
-        box = center_crop_box(*image.size)
-        # resize(box=...) crops and resamples in one pass; Lanczos widens its support by the
-        # reduction factor, which is what makes it an antialiasing filter when shrinking.
-        square = image.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box)
+        # Crop first: resize(box=...) would let the filter read pixels outside the square.
+        # Lanczos widens its support by the reduction factor, which is what makes it an
+        # antialiasing filter when shrinking.
+        square = image.crop(center_crop_box(*image.size))
+        if square.size != (resolution, resolution):
+            square = square.resize((resolution, resolution), Image.Resampling.LANCZOS)
     return uint8_to_tensor(np.asarray(square, dtype=np.uint8))
 
 
