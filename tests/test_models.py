@@ -124,7 +124,7 @@ def test_variants_share_parameters_and_differ_only_in_masks():
 # --------------------------------------------------------------------------------- shapes
 
 
-@pytest.mark.parametrize("resolution", [32, 64, 128, pytest.param(256, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("resolution", [32, 64, 128, 256])
 def test_shapes_and_attention_placement(resolution):
     G, D = models(resolution, "ylg")
     gw, dw = MIN_WIDTH[resolution]
