@@ -1,0 +1,166 @@
+"""The inversion objectives, one function per method, and the object that prepares them.
+
+Notation: ``x`` the target images, ``G(z)`` the reconstructions, ``f = D0`` the
+discriminator up to (not including) its attention layer, ``S_h`` head ``h``'s saliency map of
+the *target* (:func:`ylg.inversion.saliency_maps`) projected by nearest neighbour to ``f``'s
+spatial size and rescaled to spatial mean 1, ``S'`` the mean over heads. Every loss is per
+sample (shape ``[N]``) and a mean over channels and positions, so that a uniform saliency
+reproduces the ``features`` loss exactly (and ``saliency-heads`` gives ``heads`` times it):
+
+- ``pixel``:              mean (G(z) - x)^2                      (Bora et al.; the baseline)
+- ``features``:           mean (f(G(z)) - f(x))^2
+- ``saliency``:           mean (S' * (f(G(z)) - f(x)))^2          (the paper's Eq. 2)
+- ``saliency-heads``:     sum_h mean (S_h * (f(G(z)) - f(x)))^2   (Eq. 3, the default)
+- ``generator-saliency``: mean (S'_img * (G(z) - x))^2            (Eq. 4; S' upsampled to
+  the image by nearest neighbour)
+
+The saliency is that of the real image and is computed once, without gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ylg.inversion.saliency import attention_probs, project_saliency, saliency_from_probs
+
+__all__ = [
+    "METHODS",
+    "Objective",
+    "check_method",
+    "features_loss",
+    "generator_saliency_loss",
+    "pixel_loss",
+    "saliency_heads_loss",
+    "saliency_loss",
+]
+
+
+def pixel_loss(fake: Tensor, target: Tensor) -> Tensor:
+    """``[N, 3, R, R]`` x2 -> ``[N]``: mean squared pixel error."""
+    return (fake - target).pow(2).flatten(1).mean(dim=1)
+
+
+def features_loss(fake_features: Tensor, target_features: Tensor) -> Tensor:
+    """``[N, C, h, w]`` x2 -> ``[N]``: mean squared error of D0 features."""
+    return (fake_features - target_features).pow(2).flatten(1).mean(dim=1)
+
+
+def saliency_loss(fake_features: Tensor, target_features: Tensor, weight: Tensor) -> Tensor:
+    """Eq. 2: features ``[N, C, h, w]``, ``weight`` ``S'`` ``[N, 1, h, w]`` -> ``[N]``."""
+    diff = (fake_features - target_features) * weight  # [N, C, h, w]
+    return diff.pow(2).flatten(1).mean(dim=1)
+
+
+def saliency_heads_loss(fake_features: Tensor, target_features: Tensor, weights: Tensor) -> Tensor:
+    """Eq. 3: features ``[N, C, h, w]``, ``weights`` ``S_h`` ``[N, heads, h, w]`` -> ``[N]``.
+
+    ``sum_h mean_{c,i,j} (S_h[i,j] * d[c,i,j])^2``, computed as
+    ``sum_{i,j} (sum_h S_h^2)[i,j] * (sum_c d^2)[i,j] / (C h w)`` without materialising
+    ``[N, heads, C, h, w]``.
+    """
+    c, h, w = fake_features.shape[1:]
+    sq = (fake_features - target_features).pow(2).sum(dim=1)  # [N, h, w]
+    head_weight = weights.pow(2).sum(dim=1)  # [N, h, w]
+    return (head_weight * sq).flatten(1).sum(dim=1) / (c * h * w)
+
+
+def generator_saliency_loss(fake: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """Eq. 4: images ``[N, 3, R, R]``, ``weight`` (``S'`` at image size) ``[N, 1, R, R]``
+    -> ``[N]``."""
+    return ((fake - target) * weight).pow(2).flatten(1).mean(dim=1)
+
+
+#: method name -> (needs D0 features, needs D's attention saliency)
+METHODS: dict[str, tuple[bool, bool]] = {
+    "pixel": (False, False),
+    "features": (True, False),
+    "saliency": (True, True),
+    "saliency-heads": (True, True),
+    "generator-saliency": (False, True),
+}
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not known; valid: {', '.join(METHODS)}")
+    return method
+
+
+@dataclass
+class Objective:
+    """A method's loss against fixed targets: ``objective(fake [N, 3, R, R]) -> [N]``.
+
+    Build with :meth:`prepare`; target features and saliency weights are computed once there
+    (no gradients) and reused at every step.
+    """
+
+    method: str
+    D: nn.Module | None
+    target: Tensor  # [N, 3, R, R]
+    target_features: Tensor | None = None  # [N, C, h, w]
+    weight: Tensor | None = None  # [N, 1 or heads, h, w] or [N, 1, R, R]
+    saliency: Tensor | None = None  # [N, heads, hk, wk], the raw maps (distributions)
+
+    @classmethod
+    @torch.no_grad()
+    def prepare(cls, method: str, D: nn.Module | None, target: Tensor) -> Objective:
+        check_method(method)
+        needs_features, needs_saliency = METHODS[method]
+        if (needs_features or needs_saliency) and D is None:
+            raise ValueError(f"method {method!r} needs a discriminator, got D=None")
+        if needs_features and not hasattr(D, "features"):
+            raise ValueError(
+                f"method {method!r} needs D.features(x); {type(D).__name__} has no such method"
+            )
+        obj = cls(method=method, D=D, target=target)
+        if not (needs_features or needs_saliency):
+            return obj
+        if needs_saliency and getattr(D, "attention", None) is None:
+            raise ValueError(
+                f"method {method!r} needs a discriminator with an attention layer, but this "
+                "checkpoint has none (attention variant 'none'); use 'pixel' or 'features'"
+            )
+        features = D.features(target)  # [N, C, h, w]
+        if needs_features:
+            obj.target_features = features
+        if needs_saliency:
+            probs, key_grid = attention_probs(D, features)  # [N, heads, Nq, Nk]
+            obj.saliency = saliency_from_probs(probs, key_grid)  # [N, heads, hk, wk]
+            if method == "saliency-heads":
+                obj.weight = project_saliency(obj.saliency, features.shape[-2:])
+            else:
+                size = features.shape[-2:] if method == "saliency" else target.shape[-2:]
+                mean_map = obj.saliency.mean(dim=1, keepdim=True)  # [N, 1, hk, wk]
+                obj.weight = project_saliency(mean_map, size)
+        return obj
+
+    def repeat(self, times: int) -> Objective:
+        """The same objective with every target repeated ``times`` times (restarts)."""
+
+        def rep(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.repeat_interleave(times, dim=0)
+
+        return Objective(
+            self.method,
+            self.D,
+            rep(self.target),
+            rep(self.target_features),
+            rep(self.weight),
+            rep(self.saliency),
+        )
+
+    def __call__(self, fake: Tensor) -> Tensor:
+        m = self.method
+        if m == "pixel":
+            return pixel_loss(fake, self.target)
+        if m == "generator-saliency":
+            return generator_saliency_loss(fake, self.target, self.weight)
+        fake_features = self.D.features(fake)  # [N, C, h, w]
+        if m == "features":
+            return features_loss(fake_features, self.target_features)
+        if m == "saliency":
+            return saliency_loss(fake_features, self.target_features, self.weight)
+        return saliency_heads_loss(fake_features, self.target_features, self.weight)
