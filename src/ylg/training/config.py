@@ -70,6 +70,9 @@ class TrainConfig:
         default=0, metadata={"help": "steps between FID/IS evaluations (0 = off)"}
     )
     eval_n: int = field(default=5000, metadata={"help": "generated images per evaluation"})
+    eval_ref_n: int = field(
+        default=50_000, metadata={"help": "real images for the FID reference (capped by data)"}
+    )
     # -- performance --
     amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA (ignored on CPU)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile G and D"})
@@ -101,7 +104,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value < 0:
                 raise ValueError(f"{name}={value} must be >= 0")
-        for name in ("log_every", "sample_every", "checkpoint_every", "eval_n"):
+        for name in ("log_every", "sample_every", "checkpoint_every", "eval_n", "eval_ref_n"):
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{name}={value} must be >= 1")

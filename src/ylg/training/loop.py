@@ -207,6 +207,7 @@ def train(
         config.save(run_dir / "config.json")
 
     # -- Data ------------------------------------------------------------------------------
+    custom_dataset = dataset is not None
     if dataset is None:
         from ylg.data import make_dataset
 
@@ -320,6 +321,7 @@ def train(
 
     @torch.no_grad()
     def snapshot(step: int) -> None:
+        """Sample grid of the fixed latents, and attention maps of the first few."""
         if not main:
             return
         from ylg.viz.grids import make_grid, save_image
@@ -327,45 +329,65 @@ def train(
 
         Gs = G if ema is None else ema.module
         was_training = Gs.training
-        Gs.eval()
+        Gs.eval()  # BN running statistics: the same image for the same latent
         z, y = fixed_z.to(device), _to(fixed_y, device)
-        has_attention = getattr(Gs, "attention", None) is not None
-        if has_attention:
-            images, probs = Gs(z, y, return_attention=True)
-        else:
-            images, probs = Gs(z, y), None
-        Gs.train(was_training)
-        grid = make_grid(images.float().cpu(), nrow=nrow)
+        images = Gs(z, y).float().cpu()
+        grid = make_grid(images, nrow=nrow)
         save_image(grid, run_dir / "samples" / f"step-{step:07d}.png")
         writer.image("samples", grid, step)
-        if probs is not None:
-            k = min(4, images.shape[0])
-            pic = attention_snapshot(images[:k].float().cpu(), probs[:k].float().cpu())
+        if getattr(Gs, "attention", None) is not None:
+            k = min(4, n_fixed)
+            few, probs = Gs(z[:k], None if y is None else y[:k], return_attention=True)
+            pic = attention_snapshot(few.float().cpu(), probs.float().cpu())
             save_image(pic, run_dir / "attention" / f"step-{step:07d}.png")
             writer.image("attention", pic, step)
+        Gs.train(was_training)
+
+    inception_box: list = []  # loaded on first evaluation
 
     def evaluate(step: int) -> dict[str, float]:
         """FID / IS of the (EMA) generator; best.pt kept by FID. Rank 0 only."""
-        from ylg.metrics import ReferenceStats, compute_reference_stats, evaluate_generator
+        from ylg.metrics import (
+            ReferenceStats,
+            compute_reference_stats,
+            evaluate_generator,
+            load_inception,
+            reference_stats,
+        )
 
-        ref_path = run_dir / "fid-reference.npz"
-        if ref_path.exists():
-            reference = ReferenceStats.load(ref_path)
-        else:
-            reference = compute_reference_stats(dataset, device=str(device))
-            reference.save(ref_path)
+        if not inception_box:
+            inception_box.append(load_inception(device=device, progress=False))
+        inception = inception_box[0]
+        n_ref = min(len(dataset), config.eval_ref_n)
+        if custom_dataset:  # not reproducible from config.data: cache in the run folder
+            ref_path = run_dir / "fid-reference.npz"
+            if ref_path.exists():
+                reference = ReferenceStats.load(ref_path)
+            else:
+                reference = compute_reference_stats(
+                    dataset, n=n_ref, device=device, inception=inception, progress=False
+                )
+                reference.save(ref_path)
+        else:  # shared disk cache keyed by data source, resolution, n and Inception weights
+            reference = reference_stats(
+                config.data,
+                config.resolution,
+                n=n_ref,
+                device=device,
+                inception=inception,
+                progress=False,
+            )
         Gs = G if ema is None else ema.module
-        was_training = Gs.training
-        Gs.eval()
         result = evaluate_generator(
             Gs,
             n=config.eval_n,
             reference=reference,
             metrics=("fid", "is"),
-            device=str(device),
+            device=device,
             seed=config.seed,
+            inception=inception,
+            progress=False,
         )
-        Gs.train(was_training)
         fid = result.get("fid")
         if (
             fid is not None
