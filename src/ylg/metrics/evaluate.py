@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ylg.metrics.features import FeatureMoments
 from ylg.metrics.fid import fid_from_statistics, warn_if_undersampled
-from ylg.metrics.inception import FEATURE_DIM, InceptionV3FID
+from ylg.metrics.inception import InceptionV3FID
 from ylg.metrics.isc import inception_score
 from ylg.metrics.kid import kid_from_features
 from ylg.metrics.quantize import to_uint8
@@ -100,8 +100,8 @@ def evaluate_generator(
     was_training = G.training
     G.eval()
     moments = FeatureMoments()
-    logits = torch.empty(n, 1008) if "is" in metrics else None
-    pools = torch.empty(n, FEATURE_DIM) if "kid" in metrics else None
+    logits = [] if "is" in metrics else None  # [B, 1008] per batch, on the CPU
+    pools = [] if "kid" in metrics else None  # [B, 2048] per batch, on the CPU
     try:
         with tqdm(total=n, desc="evaluate", unit="img", disable=not progress) as bar:
             for start in range(0, n, batch_size):
@@ -116,9 +116,9 @@ def evaluate_generator(
                 if "fid" in metrics:
                     moments.update(pool)
                 if logits is not None:
-                    logits[start:stop] = lg.cpu()
+                    logits.append(lg.float().cpu())
                 if pools is not None:
-                    pools[start:stop] = pool.cpu()
+                    pools.append(pool.float().cpu())
                 bar.update(stop - start)
     finally:
         G.train(was_training)
@@ -127,13 +127,13 @@ def evaluate_generator(
     if "fid" in metrics:
         mu, sigma = moments.mean_cov()
         out["fid"] = fid_from_statistics(mu, sigma, reference.mu, reference.sigma)
-        warn_if_undersampled(min(n, reference.n), FEATURE_DIM, out["fid"])
+        warn_if_undersampled(min(n, reference.n), len(mu), out["fid"])
     if "is" in metrics:
-        out["is"], out["is_std"] = inception_score(logits, splits=is_splits)
+        out["is"], out["is_std"] = inception_score(torch.cat(logits), splits=is_splits)
     if "kid" in metrics:
         ref_features = np.asarray(reference.features)
         m = min(kid_subset_size, n, len(ref_features))
         out["kid"], out["kid_std"] = kid_from_features(
-            pools, ref_features, subsets=kid_subsets, subset_size=m
+            torch.cat(pools), ref_features, subsets=kid_subsets, subset_size=m
         )
     return out

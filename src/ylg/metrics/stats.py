@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ylg.metrics.features import FeatureMoments
-from ylg.metrics.inception import FEATURE_DIM, InceptionV3FID
+from ylg.metrics.inception import InceptionV3FID
 from ylg.metrics.quantize import to_uint8
 
 FORMAT = "ylg-reference-stats-v1"
@@ -194,7 +194,7 @@ def compute_reference_stats(
     k = min(keep_features, n)
     slot = torch.full((n,), -1, dtype=torch.long)
     slot[torch.randperm(n, generator=gen)[:k]] = torch.arange(k)
-    kept = torch.zeros(k, FEATURE_DIM, dtype=torch.float32)
+    kept = None  # [k, D] float32, allocated once D is known
 
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -211,15 +211,17 @@ def compute_reference_stats(
                 resolution = int(images.shape[-1])
             pool, _ = inception(to_uint8(images))  # [B, 2048]
             moments.update(pool)
+            if kept is None:
+                kept = torch.zeros(k, pool.shape[1], dtype=torch.float32)
             sel = slot[pos : pos + len(pool)]  # [B], -1 = not kept
             kept[sel[sel >= 0]] = pool.float().cpu()[sel >= 0]
             pos += len(pool)
             bar.update(len(pool))
     mu, sigma = moments.mean_cov()
-    if n < FEATURE_DIM:
+    if n < len(mu):
         warnings.warn(
             f"reference statistics from {n} images, fewer than the feature dimension "
-            f"{FEATURE_DIM}: the covariance is singular and FID against them is biased",
+            f"{len(mu)}: the covariance is singular and FID against them is biased",
             stacklevel=2,
         )
     return ReferenceStats(
