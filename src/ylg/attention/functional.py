@@ -56,7 +56,7 @@ def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool =
     """
     if return_attention:
         return "reference"
-    return "reference"  # until the blocks backend lands
+    return "blocks"
 
 
 def _check_shapes(q, k, v, layout: HeadLayout) -> None:

@@ -102,6 +102,16 @@ class HeadGroup:
     blocks: patterns.BlockLayout | None
 
 
+@dataclass(frozen=True)
+class PatternInfo:
+    """How a structured layout was built: enough to rebuild any head's rule (FlexAttention)."""
+
+    specs: tuple[HeadSpec, ...]  # per head
+    curve: str
+    query_layout: str
+    stride: int | None
+
+
 class HeadLayout:
     """The masks of every head of an attention call, with their block structure when known.
 
@@ -121,6 +131,8 @@ class HeadLayout:
         masks: torch.Tensor | None = None,
         query_grid: tuple[int, int] | None = None,
         key_grid: tuple[int, int] | None = None,
+        pattern: PatternInfo | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         if (groups is None) == (masks is None):
             raise ValueError("HeadLayout needs exactly one of groups= and masks=")
@@ -130,8 +142,12 @@ class HeadLayout:
         self.groups = groups
         self.query_grid = query_grid
         self.key_grid = key_grid
+        self.pattern = pattern
         self._masks = masks
         self.cache: dict = {}
+        if device is None:
+            device = masks.device if masks is not None else _groups_device(groups)
+        self.device = torch.device(device)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -156,15 +172,6 @@ class HeadLayout:
         return self.groups is not None and all(g.blocks is None for g in self.groups)
 
     @property
-    def device(self) -> torch.device:
-        if self._masks is not None:
-            return self._masks.device
-        for group in self.groups:
-            if group.blocks is not None:
-                return group.blocks.mask.device
-        return torch.device("cpu")
-
-    @property
     def masks(self) -> torch.Tensor:
         """Dense boolean masks ``[heads, Nq, Nk]`` (built once from the blocks, then cached)."""
         if self._masks is None:
@@ -176,7 +183,7 @@ class HeadLayout:
                 device=self.device,
             )  # [heads, Nq, Nk]
             for group in self.groups:
-                m = True if group.blocks is None else group.blocks.dense().to(dense.device)
+                m = True if group.blocks is None else group.blocks.to("cpu").dense().to(self.device)
                 dense[list(group.heads)] = m
             self._masks = dense
         return self._masks
@@ -201,6 +208,8 @@ class HeadLayout:
                 groups=groups,
                 query_grid=self.query_grid,
                 key_grid=self.key_grid,
+                pattern=self.pattern,
+                device=device,
             )
             out._masks = masks
             return out
@@ -260,6 +269,13 @@ class HeadLayout:
         )
 
 
+def _groups_device(groups) -> torch.device:
+    for group in groups:
+        if group.blocks is not None:
+            return group.blocks.mask.device
+    return torch.device("cpu")
+
+
 def build_layout(
     layout: str | Sequence | torch.Tensor,
     heads: int,
@@ -308,6 +324,15 @@ def build_layout(
                 stride=stride,
             )
         groups.append(HeadGroup(tuple(hs), blocks))
-    out = HeadLayout(heads, nq, nk, groups=tuple(groups), query_grid=query_grid, key_grid=key_grid)
+    info = PatternInfo(specs, curve, query_layout, stride)
+    out = HeadLayout(
+        heads,
+        nq,
+        nk,
+        groups=tuple(groups),
+        query_grid=query_grid,
+        key_grid=key_grid,
+        pattern=info,
+    )
     out.validate()
     return out

@@ -1,0 +1,170 @@
+"""The exact block-sparse backend: gather, dense attention over small blocks, scatter back.
+
+Every pattern step of a :class:`~ylg.attention.HeadLayout` comes with a
+:class:`ylg.patterns.BlockLayout`: groups of queries (``q_index [G, mq]``) that share a small
+set of keys (``k_index [G, mk]``), with the exact mask between them (``mask [G, mq, mk]``).
+For the YLG, strided and no-ESA layouts ``G * mq * mk`` grows as ``N sqrt N``. This backend
+
+1. puts the steps whose blocks have the same shape ``(G, mq, mk)`` into one *bucket* (in the
+   ``ylg`` layout: the four step-0 heads, and the four step-1 heads);
+2. gathers each bucket's queries, keys and values with one ``index_select`` over the flattened
+   ``(head, token)`` axis: ``[B, h' * G, mq, D]`` and ``[B, h' * G, mk, D]``;
+3. runs one ``F.scaled_dot_product_attention`` per bucket with the small boolean mask
+   ``[h' * G, mq, mk]`` (PyTorch's fused kernels on CPU and CUDA);
+4. concatenates the buckets' outputs and gathers every ``(head, query)`` back into place.
+
+Padding queries (``q_index == -1``) get one dummy allowed key so that the softmax has no
+all-masked row (no NaN), and their outputs are never gathered back. Heads that see every key
+form a bucket of one block without a mask; a layout without block structure (a plain bool
+tensor) is a single masked SDPA call, exact but O(N^2).
+
+With ``return_attention=True`` the block softmax is computed explicitly and its probabilities
+are scattered into a dense ``[B, heads, Nq, Nk]`` tensor (exactly zero outside the mask).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ylg.attention.layouts import HeadLayout
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    """Heads whose blocks share one shape, flattened over (head, group)."""
+
+    q_gather: torch.Tensor  # [hG * mq] indices into the (head, query) axis
+    k_gather: torch.Tensor  # [hG * mk] indices into the (head, key) axis
+    mask: torch.Tensor | None  # [hG, mq, mk] for SDPA (padding rows fixed); None = all keys
+    true_mask: torch.Tensor | None  # [hG, mq, mk], the exact mask (False on padding)
+    q_valid: torch.Tensor  # [hG * mq] bool, False on padding queries
+    groups: int  # hG
+    mq: int
+    mk: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    buckets: tuple[_Bucket, ...]
+    inverse: torch.Tensor  # [heads * Nq]: where each (head, query) sits in the concatenation
+
+
+def plan(layout: HeadLayout) -> _Plan:
+    """The gather / scatter indices of a structured layout (cached on the layout)."""
+    cached = layout.cache.get("blocks")
+    if cached is not None:
+        return cached
+    nq, nk = layout.num_queries, layout.num_keys
+    device = layout.device
+    shapes: dict[tuple, list] = {}
+    for group in layout.groups:
+        b = group.blocks
+        shape = ("full",) if b is None else tuple(b.mask.shape)
+        for head in group.heads:
+            shapes.setdefault(shape, []).append((head, b))
+    buckets, offset = [], 0
+    position = torch.empty(layout.num_heads * nq, dtype=torch.long, device=device)
+    for shape, members in shapes.items():
+        if shape == ("full",):
+            heads = torch.tensor([h for h, _ in members], device=device)
+            q_gather = (heads[:, None] * nq + torch.arange(nq, device=device)).reshape(-1)
+            k_gather = (heads[:, None] * nk + torch.arange(nk, device=device)).reshape(-1)
+            valid = torch.ones(len(members) * nq, dtype=torch.bool, device=device)
+            bucket = _Bucket(q_gather, k_gather, None, None, valid, len(members), nq, nk)
+        else:
+            q_idx, k_idx, masks = [], [], []
+            for head, b in members:
+                q_idx.append(torch.where(b.q_index >= 0, head * nq + b.q_index, -1))
+                k_idx.append(head * nk + b.k_index.clamp(min=0))
+                masks.append(b.mask)
+            q_idx = torch.cat(q_idx)  # [hG, mq]
+            true_mask = torch.cat(masks)  # [hG, mq, mk]
+            # Padding query rows are all False: allow their first key so SDPA stays finite.
+            empty = ~true_mask.any(dim=-1)  # [hG, mq]
+            mask = true_mask.clone()
+            mask[..., 0] |= empty
+            valid = (q_idx >= 0).reshape(-1)
+            bucket = _Bucket(
+                q_idx.clamp(min=0).reshape(-1),
+                torch.cat(k_idx).reshape(-1),
+                mask,
+                true_mask,
+                valid,
+                *true_mask.shape,
+            )
+        rows = bucket.q_gather[bucket.q_valid]
+        position[rows] = offset + torch.nonzero(bucket.q_valid).squeeze(1)
+        offset += bucket.q_valid.numel()
+        buckets.append(bucket)
+    result = _Plan(tuple(buckets), position)
+    layout.cache["blocks"] = result
+    return result
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    layout: HeadLayout,
+    *,
+    scale: float,
+    return_attention: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Exact masked attention, q ``[B, h, Nq, D]``, k ``[B, h, Nk, D]``, v ``[B, h, Nk, Dv]``
+    -> ``[B, h, Nq, Dv]`` (and the dense probabilities when asked)."""
+    if not layout.structured:
+        return _masked_sdpa(q, k, v, layout.masks, scale, return_attention)
+    b, h, nq, d = q.shape
+    nk, dv = k.shape[2], v.shape[3]
+    p = plan(layout)
+    qf = q.reshape(b, h * nq, d)  # [B, h*Nq, D]
+    kf = k.reshape(b, h * nk, d)  # [B, h*Nk, D]
+    vf = v.reshape(b, h * nk, dv)  # [B, h*Nk, Dv]
+    outs, dense = [], None
+    if return_attention:
+        dense = q.new_zeros(b, h * nq * nk)  # [B, h*Nq*Nk]
+    for bk in p.buckets:
+        qg = qf.index_select(1, bk.q_gather).view(b, bk.groups, bk.mq, d)  # [B, hG, mq, D]
+        kg = kf.index_select(1, bk.k_gather).view(b, bk.groups, bk.mk, d)  # [B, hG, mk, D]
+        vg = vf.index_select(1, bk.k_gather).view(b, bk.groups, bk.mk, dv)  # [B, hG, mk, Dv]
+        if return_attention:
+            logits = torch.matmul(qg, kg.transpose(-2, -1)) * scale  # [B, hG, mq, mk]
+            if bk.mask is not None:
+                logits = logits.masked_fill(~bk.mask, float("-inf"))
+            probs = torch.softmax(logits, dim=-1)
+            o = torch.matmul(probs, vg)  # [B, hG, mq, Dv]
+            dense = _scatter_probs(dense, probs, bk, nq, nk)
+        else:
+            o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=bk.mask, scale=scale)
+        outs.append(o.reshape(b, bk.groups * bk.mq, dv))
+    out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]  # [B, sum hG*mq, Dv]
+    out = out.index_select(1, p.inverse).view(b, h, nq, dv)  # [B, h, Nq, Dv]
+    return out, (dense.view(b, h, nq, nk) if return_attention else None)
+
+
+def _scatter_probs(dense, probs, bk: _Bucket, nq: int, nk: int):
+    """Write a bucket's block probabilities into the dense ``[B, h*Nq*Nk]`` tensor."""
+    b = probs.shape[0]
+    rows = bk.q_gather.view(bk.groups, bk.mq, 1)  # [hG, mq, 1] = head*Nq + q
+    cols = bk.k_gather.view(bk.groups, 1, bk.mk)  # [hG, 1, mk] = head*Nk + k
+    heads = rows // nq
+    linear = rows * nk + (cols - heads * nk)  # [hG, mq, mk] = (head*Nq + q)*Nk + k
+    keep = (
+        bk.true_mask
+        if bk.true_mask is not None
+        else bk.q_valid.view(bk.groups, bk.mq, 1).expand(-1, -1, bk.mk)
+    )
+    index = linear[keep]  # [P]
+    return dense.scatter(1, index.expand(b, -1), probs[:, keep])
+
+
+def _masked_sdpa(q, k, v, masks, scale, return_attention):
+    """Layouts without block structure: one dense masked call (exact, O(N^2))."""
+    if return_attention:
+        logits = torch.matmul(q, k.transpose(-2, -1)) * scale  # [B, h, Nq, Nk]
+        probs = torch.softmax(logits.masked_fill(~masks, float("-inf")), dim=-1)
+        return torch.matmul(probs, v), probs
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=masks, scale=scale), None
