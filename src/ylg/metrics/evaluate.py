@@ -30,7 +30,7 @@ def _param_device(module: nn.Module, fallback: torch.device) -> torch.device:
     return fallback
 
 
-def _check_metrics(metrics) -> tuple[str, ...]:
+def parse_metrics(metrics) -> tuple[str, ...]:
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     metrics = tuple(str(m).lower() for m in metrics)
@@ -42,7 +42,6 @@ def _check_metrics(metrics) -> tuple[str, ...]:
     return tuple(dict.fromkeys(metrics))
 
 
-@torch.no_grad()
 def evaluate_generator(
     G: nn.Module,
     *,
@@ -66,7 +65,7 @@ def evaluate_generator(
     features and uses subsets of ``min(kid_subset_size, n, stored)`` samples.
     G is run in eval mode and put back in the mode it was in.
     """
-    metrics = _check_metrics(metrics)
+    metrics = parse_metrics(metrics)
     if int(n) != n or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     n = int(n)
@@ -103,7 +102,8 @@ def evaluate_generator(
     logits = [] if "is" in metrics else None  # [B, 1008] per batch, on the CPU
     pools = [] if "kid" in metrics else None  # [B, 2048] per batch, on the CPU
     try:
-        with tqdm(total=n, desc="evaluate", unit="img", disable=not progress) as bar:
+        bar = tqdm(total=n, desc="evaluate", unit="img", disable=not progress)
+        with bar, torch.no_grad():
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 yb = None if y is None else y[start:stop].to(g_device)

@@ -151,7 +151,6 @@ def _collate_images(items) -> torch.Tensor:
     return torch.stack([_image_of(item) for item in items])
 
 
-@torch.no_grad()
 def compute_reference_stats(
     dataset: Dataset,
     *,
@@ -203,7 +202,8 @@ def compute_reference_stats(
     moments = FeatureMoments()
     resolution = None
     pos = 0
-    with tqdm(total=n, desc="reference stats", unit="img", disable=not progress) as bar:
+    bar = tqdm(total=n, desc="reference stats", unit="img", disable=not progress)
+    with bar, torch.no_grad():
         for images in loader:  # [B, 3, R, R] float in [-1, 1]
             if images.dim() != 4 or images.shape[2] != images.shape[3]:
                 raise ValueError(f"dataset images must be [3, R, R], got {tuple(images.shape[1:])}")
