@@ -360,3 +360,17 @@ def test_dataloader_with_workers(tmp_path):
     images, labels = batches[1]
     assert images.shape == (2, 3, 8, 8) and labels.dtype == torch.int64
     torch.testing.assert_close(images[0], ds[2][0])
+
+
+def test_large_jpeg_reduced_decode_matches_full_decode(tmp_path):
+    # load_image lets libjpeg decode big JPEGs at a reduced scale; the result must stay close
+    # to decoding everything and resizing.
+    yy, xx = np.mgrid[0:384, 0:512] / 384.0
+    smooth = np.stack([np.sin(3 * xx), np.cos(2 * yy), np.sin(xx + yy)], axis=-1)
+    pixels = np.round((smooth + 1) * 127.5).astype(np.uint8)
+    path = save(tmp_path / "big.jpg", pixels, quality=95)
+    fast = load_image(path, 32)
+    with Image.open(path) as image:
+        image.load()
+        full = pil_to_tensor(image, 32)
+    assert (fast - full).abs().max() < 0.04

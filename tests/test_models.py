@@ -375,3 +375,13 @@ def test_bad_arguments_name_the_value():
         G(z, torch.tensor([1, 2]), return_attention=True)
     with pytest.raises(ValueError, match="attention='none'"):
         D(x, torch.tensor([1, 2]), return_attention=True)
+
+
+def test_custom_attention_dict_and_none():
+    G = Generator(32, 0, {"heads": 2, "layout": "dense"}, width=16)
+    assert G.attention_variant == "custom" and G.attention.heads == 2
+    _, probs = G(torch.randn(2, 128), return_attention=True)
+    assert probs.shape == (2, 2, 256, 64)
+    assert Generator(32, 0, None, width=16).attention is None
+    D = Discriminator(32, 0, "sagan", width=16, attention_backend="reference")
+    assert D.attention.backend == "reference"
