@@ -47,15 +47,15 @@ def masked_attention(
 
 
 def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool = False) -> str:
-    """What ``backend="auto"`` runs.
+    """What ``backend="auto"`` runs: ``blocks``, on every device and size.
 
-    - attention probabilities wanted: ``reference`` (they are a dense ``[B, h, Nq, Nk]``
-      tensor anyway, and the reference gives them exactly);
-    - otherwise ``blocks``: exact, block-sparse for the named layouts, a fused (unmasked or
-      masked) SDPA call for ``dense`` layouts and plain masks.
+    Measured on CPU (``benchmarks/README.md``), ``blocks`` is the fastest exact backend from
+    16x16 query grids up, with or without attention probabilities (it computes block softmaxes
+    and scatters them, instead of ``Nq * Nk`` logits); for ``dense`` layouts it is one fused
+    SDPA call. ``flex`` is not chosen automatically: it has not been measured on a GPU yet
+    (run ``benchmarks/attention.py`` on CUDA before changing this rule).
     """
-    if return_attention:
-        return "reference"
+    del q, layout, return_attention  # the rule does not depend on them (yet)
     return "blocks"
 
 
