@@ -281,3 +281,19 @@ def test_quality_metrics_match_their_definitions():
     noise = torch.rand(3, 16, 16) * 2 - 1
     assert ssim(noise, -noise) < 0.0 < ssim(noise, (noise + 0.05).clamp(-1, 1))
     assert psnr(torch.stack([a, a]), torch.stack([b, a])) == [pytest.approx(20.0), float("inf")]
+
+
+@pytest.mark.gpu
+def test_cuda_inversion_with_and_without_bf16_autocast():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    G, D = tiny_models()
+    _, y, x = targets(G)
+    cpu = invert(G, D, x, y, method="saliency-heads", steps=20, restarts=2)
+    G, D = G.cuda(), D.cuda()
+    fp32 = invert(G, D, x, y, method="saliency-heads", steps=20, restarts=2)
+    bf16 = invert(G, D, x, y, method="saliency-heads", steps=20, restarts=2, amp=True)
+    torch.testing.assert_close(fp32.history[..., 0], cpu.history[..., 0], rtol=1e-3, atol=1e-6)
+    for r in (fp32, bf16):
+        assert (r.history[:, :, -1] < 0.8 * r.history[:, :, 0]).all()
+        assert r.latents.device.type == "cpu" and torch.isfinite(r.history).all()

@@ -160,6 +160,7 @@ def invert(
     lookahead_alpha: float = 0.5,
     truncation: float = 2.0,
     batch_size: int = 8,
+    amp: bool = False,
     progress: bool = False,
 ) -> InversionResult:
     """Invert ``images [B, 3, R, R]`` (in ``[-1, 1]``) through ``G``.
@@ -179,6 +180,8 @@ def invert(
         truncation: the initial latents' truncation, in standard deviations.
         batch_size: images inverted together (each with all its restarts); the latents are
             drawn for all images first, so the result does not depend on it.
+        amp: run G and D under bf16 autocast on CUDA (losses and latents stay float32;
+            ignored on CPU).
         progress: show a tqdm progress bar.
     """
     check_method(method)
@@ -200,6 +203,11 @@ def invert(
     device = _device(G)
     images = images.to(device=device, dtype=torch.float32)
     b = images.shape[0]
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if amp and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
 
     with frozen(*([G] if D is None else [G, D])):
         candidates = _candidate_labels(G, D, images, labels, top_k)  # [B, K] or None
@@ -235,7 +243,8 @@ def invert(
                 losses = torch.empty(steps + 1, n, device=device)
                 for t in range(steps):
                     opt.zero_grad()
-                    loss = objective(G(z, y))  # [n]
+                    with autocast:
+                        loss = objective(G(z, y)).float()  # [n]
                     # Summing keeps every latent's gradient equal to that of its own loss.
                     loss.sum().backward()
                     opt.step()
@@ -244,8 +253,8 @@ def invert(
                         bar.update(1)
                         if t % 25 == 0 or t == steps - 1:
                             bar.set_postfix(loss=f"{losses[t].min().item():.4g}")
-                with torch.no_grad():
-                    losses[steps] = objective(G(z, y))
+                with torch.no_grad(), autocast:
+                    losses[steps] = objective(G(z, y)).float()
                 history[lo:hi] = losses.T.reshape(hi - lo, total, steps + 1).cpu()
                 finals[lo:hi] = history[lo:hi, :, -1]
                 latents[lo:hi] = z.detach().reshape(hi - lo, total, -1).cpu()
