@@ -46,16 +46,27 @@ def masked_attention(
     return (out, probs) if return_attention else out
 
 
-def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool = False) -> str:
-    """What ``backend="auto"`` runs: ``blocks``, on every device and size.
+# Below this many (query, key) pairs per head, the dense reference is as fast as any
+# backend (measured on CPU: 16x16 queries with 8x8 pooled keys, benchmarks/README.md).
+SMALL = 16 * 16 * 8 * 8
 
-    Measured on CPU (``benchmarks/README.md``), ``blocks`` is the fastest exact backend from
-    16x16 query grids up, with or without attention probabilities (it computes block softmaxes
-    and scatters them, instead of ``Nq * Nk`` logits); for ``dense`` layouts it is one fused
-    SDPA call. ``flex`` is not chosen automatically: it has not been measured on a GPU yet
-    (run ``benchmarks/attention.py`` on CUDA before changing this rule).
+
+def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool = False) -> str:
+    """What ``backend="auto"`` runs.
+
+    - ``reference`` when ``Nq * Nk <= SMALL`` (16x16 queries, 8x8 keys): a few milliseconds
+      whatever runs, and the reference has the least overhead there;
+    - ``blocks`` otherwise, with or without attention probabilities, on every device: on CPU
+      it is the fastest exact backend from there up (``benchmarks/README.md``); it computes
+      block softmaxes (and scatters them into the dense probabilities when asked) instead of
+      ``Nq * Nk`` logits, and ``dense`` layouts are one fused SDPA call.
+
+    ``flex`` is not chosen automatically: it has not been measured on a GPU yet (run
+    ``benchmarks/attention.py`` on CUDA before changing this rule).
     """
-    del q, layout, return_attention  # the rule does not depend on them (yet)
+    del q, return_attention  # the rule does not depend on them (yet)
+    if layout.num_queries * layout.num_keys <= SMALL:
+        return "reference"
     return "blocks"
 
 
