@@ -269,6 +269,8 @@ def test_bad_inputs_name_what_is_wrong():
     with pytest.raises(ValueError, match="attention layer"):
         saliency_maps(D0, x, y)
     invert(G0, D0, x, y, method="features", steps=1, restarts=1)  # no attention needed
+    one_label = invert(G, D, x, 1, method="pixel", steps=1, restarts=1)  # an int for all
+    assert one_label.labels.tolist() == [1, 1]
 
 
 def test_quality_metrics_match_their_definitions():
