@@ -117,6 +117,21 @@ def test_batch_features_equal_one_at_a_time(inception, images):
     assert torch.isfinite(pool).all() and (pool >= 0).all()  # averages of ReLU outputs
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_features_equal_cpu_features_without_tf32(inception, images):
+    def conv_precision():
+        return getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
+
+    conv_before = conv_precision()
+    pool_cpu, logits_cpu = inception(images)
+    gpu = load_inception(inception.weights_path, device="cuda")
+    pool, logits = gpu(images)  # uint8 on the CPU is moved to the model's device
+    assert pool.is_cuda and conv_precision() == conv_before
+    torch.testing.assert_close(pool.cpu(), pool_cpu, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits.cpu(), logits_cpu, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "x,match",
     [

@@ -66,6 +66,8 @@ def evaluate_generator(
     G is run in eval mode and put back in the mode it was in.
     """
     metrics = parse_metrics(metrics)
+    if isinstance(G, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        G = G.module
     if int(n) != n or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     n = int(n)
@@ -112,6 +114,8 @@ def evaluate_generator(
                     raise ValueError(
                         f"G must return images [B, 3, R, R], got shape {tuple(images.shape)}"
                     )
+                if reference is not None:
+                    reference.check(resolution=images.shape[-1], name="reference")
                 pool, lg = inception(to_uint8(images))  # [B, 2048], [B, 1008]
                 if "fid" in metrics:
                     moments.update(pool)
