@@ -131,3 +131,15 @@ def test_explicit_mask_layout_matches_functional_reference():
     _, probs = m(x, return_attention=True)
     assert torch.all(probs[:, ~masks] == 0)
     assert torch.allclose(probs.sum(-1), torch.ones(3, 2, 16), atol=1e-6)
+
+
+def test_deepcopy_drops_cached_layouts_and_computes_the_same():
+    import copy
+
+    m = _randomise(YLGAttention2d(64, layout="ylg", backend="blocks")).eval()
+    x = torch.randn(1, 64, 16, 16)
+    y = m(x)
+    assert len(m._layouts) == 1
+    twin = copy.deepcopy(m)
+    assert twin._layouts == {}
+    torch.testing.assert_close(twin(x), y)

@@ -106,6 +106,13 @@ class YLGAttention2d(nn.Module):
             raise ValueError(f"backend={value!r} is not known; use one of {', '.join(BACKENDS)}")
         self._backend = value
 
+    def __getstate__(self):
+        # Cached layouts are rebuilt on demand; dropping them keeps copies and pickles small
+        # (and FlexAttention block masks hold closures that do not pickle).
+        state = self.__dict__.copy()
+        state["_layouts"] = {}
+        return state
+
     def head_layout(self, height: int, width: int, device=None) -> HeadLayout:
         """The (cached) :class:`HeadLayout` used for an input of ``height`` x ``width``."""
         device = torch.device("cpu") if device is None else torch.device(device)
