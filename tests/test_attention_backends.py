@@ -178,6 +178,19 @@ def test_flex_forward_on_cpu_matches_reference():
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["ylg", "strided", "dense", "mixed"])
+@pytest.mark.parametrize("grids", GRIDS, ids=lambda g: f"{g[0][0]}x{g[0][1]}-{g[1][0]}x{g[1][1]}")
+def test_flex_forward_on_cpu_every_layout_and_grid(layout, grids):
+    lay = build_layout(layout, 8, *grids, curve="hilbert", query_layout="flat")
+    q, k, v = _inputs(1, 8, lay.num_queries, lay.num_keys)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        got = masked_attention(q, k, v, lay, "flex")
+        want = masked_attention(q, k, v, lay, "reference")
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- CUDA
 
 gpu = pytest.mark.skipif(not CUDA, reason="needs CUDA")
