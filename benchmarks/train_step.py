@@ -20,7 +20,9 @@ import sys
 import time
 
 
-def _measure(preset: str, variant: str, device: str, batch: int | None, steps: int, q) -> None:
+def _measure(
+    preset: str, variant: str, device: str, batch: int | None, steps: int, backend, q
+) -> None:
     import torch
 
     from ylg.training.config import resolve
@@ -32,6 +34,10 @@ def _measure(preset: str, variant: str, device: str, batch: int | None, steps: i
     torch.manual_seed(0)
     dev = torch.device(device)
     G, D = build_models(cfg, 10, dev)
+    if backend is not None:
+        for net in (G, D):
+            if net.attention is not None:
+                net.attention.backend = backend
     autocast = None
     if dev.type == "cuda" and cfg.amp:
         import functools
@@ -79,10 +85,10 @@ def _measure(preset: str, variant: str, device: str, batch: int | None, steps: i
     q.put((b, times, peak))
 
 
-def measure(preset, variant, device, batch, steps):
+def measure(preset, variant, device, batch, steps, backend=None):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(preset, variant, device, batch, steps, q))
+    p = ctx.Process(target=_measure, args=(preset, variant, device, batch, steps, backend, q))
     p.start()
     result = q.get()
     p.join()
@@ -96,6 +102,9 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=["sagan", "ylg"])
     ap.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
+    ap.add_argument(
+        "--backend", default=None, help="attention backend for every variant (default: auto)"
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -104,13 +113,18 @@ def main(argv=None) -> int:
         if args.device.startswith("cuda")
         else ["demo", "cifar32"]
     )
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
+        f"attention backend {args.backend or 'auto'}"
+    )
     print("| preset | variant | batch | steps/s (median) | peak memory (MiB) | vs sagan |")
     print("|---|---|---|---|---|---|")
     for preset in presets:
         base = None
         for variant in args.variants:
-            b, times, peak = measure(preset, variant, args.device, args.batch_size, args.steps)
+            b, times, peak = measure(
+                preset, variant, args.device, args.batch_size, args.steps, args.backend
+            )
             rate = 1.0 / statistics.median(times)
             base = rate if variant == "sagan" else base
             ratio = f"{rate / base:.2f}x" if base and variant != "sagan" else ""
