@@ -101,6 +101,13 @@ def _to(t, device):
     return None if t is None else t.to(device, non_blocking=True)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Data workers ignore Ctrl-C / SIGTERM sent to the whole process group: the main process
+    still needs them to finish its step and save; they exit when it does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _StopFlag:
     """SIGINT / SIGTERM request a clean stop at the end of the current step; a second SIGINT
     interrupts at once."""
@@ -238,6 +245,7 @@ def train(
         num_workers=config.workers,
         pin_memory=cuda,
         persistent_workers=config.workers > 0,
+        worker_init_fn=_ignore_stop_signals if config.workers > 0 else None,
     )
     data_iter = iter(loader)
 
