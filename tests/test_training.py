@@ -409,3 +409,12 @@ def test_demo_leaves_samples_snapshots_curves_and_checkpoint(tmp_path, monkeypat
     # running it again continues the same run (here: already finished, nothing to do)
     report = demo.run_demo(tmp_path, steps=2, patterns=False, progress=False)
     assert "finished at step 2 of 2" in report
+
+
+@pytest.mark.slow  # ~4 min of inductor compilation on 2 CPU cores
+def test_compiled_training_matches_eager(tmp_path):
+    train(tiny(steps=3, compile=True), tmp_path / "compiled", progress=False)
+    train(tiny(steps=3), tmp_path / "eager", progress=False)
+    for ra, rb in zip(loss_rows(tmp_path / "compiled"), loss_rows(tmp_path / "eager"), strict=True):
+        for k in ra:
+            assert math.isclose(ra[k], rb[k], rel_tol=1e-3, abs_tol=1e-4), k
