@@ -156,6 +156,9 @@ def test_auto_choice_and_errors():
     big = build_layout("ylg", 8, (32, 32), (16, 16))
     assert choose_backend(q, big) == "blocks"
     assert choose_backend(q, big, return_attention=True) == "blocks"
+    mid = build_layout("ylg", 8, (16, 16), (8, 8))
+    assert choose_backend(torch.zeros(8, 8, 256, 4), mid) == "reference"
+    assert choose_backend(torch.zeros(16, 8, 256, 4), mid) == "blocks"
     k, v = torch.zeros(1, 8, 16, 4), torch.zeros(1, 8, 16, 2)
     with pytest.raises(ValueError, match="backend='fast'"):
         masked_attention(q, k, v, lay, "fast")

@@ -46,28 +46,29 @@ def masked_attention(
     return (out, probs) if return_attention else out
 
 
-# Below this many (query, key) pairs per head, the dense reference is as fast as any
-# backend (measured on CPU: 16x16 queries with 8x8 pooled keys, benchmarks/README.md).
-SMALL = 16 * 16 * 8 * 8
+# Up to this many logits (B * heads * Nq * Nk) the dense reference is as fast as any backend:
+# measured on CPU at 16x16 queries / 8x8 pooled keys, 8 heads, the two tie at batch 8 and the
+# reference wins below (blocks has a fixed cost of a few ms); see benchmarks/README.md.
+SMALL = 2**20
 
 
 def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool = False) -> str:
     """What ``backend="auto"`` runs.
 
-    - ``reference`` when ``Nq * Nk <= SMALL`` (16x16 queries, 8x8 keys): a few milliseconds
-      whatever runs, and the reference has the least overhead there;
+    - ``reference`` when ``B * heads * Nq * Nk <= SMALL`` (2**20, e.g. batch 8 of 8 heads at
+      16x16 queries and 8x8 keys): a few milliseconds whatever runs, and the reference has the
+      least fixed overhead;
     - ``blocks`` otherwise, with or without attention probabilities, on every device: on CPU
       it is the fastest exact backend from there up (``benchmarks/README.md``); it computes
       block softmaxes (and scatters them into the dense probabilities when asked) instead of
-      ``Nq * Nk`` logits, and ``dense`` layouts are one fused SDPA call.
+      ``Nq * Nk`` logits per head, and ``dense`` layouts are one fused SDPA call.
 
     ``flex`` is not chosen automatically: it has not been measured on a GPU yet (run
     ``benchmarks/attention.py`` on CUDA before changing this rule).
     """
-    del q, return_attention  # the rule does not depend on them (yet)
-    if layout.num_queries * layout.num_keys <= SMALL:
-        return "reference"
-    return "blocks"
+    del return_attention  # the rule does not depend on it (yet)
+    logits = q.shape[0] * layout.num_heads * layout.num_queries * layout.num_keys
+    return "reference" if logits <= SMALL else "blocks"
 
 
 def _check_shapes(q, k, v, layout: HeadLayout) -> None:
