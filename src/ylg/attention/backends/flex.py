@@ -3,7 +3,9 @@
 FlexAttention skips 128 x 128 tiles whose mask is all False. In raster order the YLG masks
 touch almost every tile, so the tokens are first put in the order of the layout's curve
 (queries by the curve position of their mask row, keys by their own curve position), where
-RTL / LTR step 0 is block-diagonal and step 1 a few columns plus the diagonal; the outputs
+RTL / LTR step 0 is block-diagonal and step 1 a few columns plus the diagonal (for those
+patterns the summary keys, the first and last cell of every block, are moved to the end so
+that step 1 reads one short run of keys, not one key in every tile); the outputs
 are put back in raster order afterwards. The mask of each head is its pattern rule
 (:func:`ylg.patterns.mask_mod`) evaluated on those positions, so no dense ``[Nq, Nk]`` mask is
 built; layouts without a pattern (plain bool tensors) index their dense mask instead.
@@ -22,6 +24,7 @@ Notes:
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -57,16 +60,29 @@ def _orders(layout: HeadLayout):
         k_order = torch.arange(layout.num_keys, device=device)
         return q_order, k_order, None, None
     key_grid, query_grid = layout.key_grid, layout.query_grid
-    kpos = patterns.positions(*key_grid, curve=info.curve)  # [Nk]
+    row_pos = patterns.positions(*key_grid, curve=info.curve)  # [Nk]
     rows = patterns.query_rows(key_grid, query_grid, info.query_layout)  # [Nq]
-    qpos = kpos[rows]  # [Nq] curve position of each raster query's mask row
+    qpos = row_pos[rows]  # [Nq] curve position of each raster query's mask row
     q_order = torch.argsort(qpos, stable=True)
-    k_order = patterns.enumerate_grid(*key_grid, curve=info.curve)
+    n = layout.num_keys
+    position = torch.arange(n)  # curve positions
+    names = {spec[0] for spec in info.specs if spec != FULL}
+    if names and names <= {"ltr", "rtl", "fixed"}:
+        # Summary keys (first / last cell of each block) last, the rest in curve order: step 0
+        # stays near the diagonal and step 1 reads one short run of keys plus the diagonal,
+        # instead of one key in every 128-key tile.
+        stride = info.stride or math.isqrt(n)
+        offset = position % stride
+        summary = (offset == 0) | (offset == stride - 1) | (position == n - 1)
+        kpos = position[torch.argsort(summary.long() * n + position)]  # [Nk]
+    else:
+        kpos = position
+    curve_order = patterns.enumerate_grid(*key_grid, curve=info.curve)  # position -> raster
     return (
         q_order.to(device),
-        k_order.to(device),
+        curve_order[kpos].to(device),  # raster index of the i-th key
         qpos[q_order].to(device),  # [Nq] non-decreasing
-        torch.arange(layout.num_keys, device=device),  # key i of the curve order is position i
+        kpos.to(device),  # curve position of the i-th key
     )
 
 
