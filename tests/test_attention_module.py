@@ -98,6 +98,13 @@ def test_state_dict_has_no_masks_and_loads_across_layouts():
     assert b.gamma.item() == pytest.approx(0.7)
 
 
+def test_empty_mask_row_of_a_pattern_names_its_grid_cell():
+    # the causal "fixed" pattern's step 1: its first query sees no summary cell
+    m = YLGAttention2d(16, heads=2, layout=["fixed"], pool=False)
+    with pytest.raises(ValueError, match=r"head 1: query 0 \(row 0, col 0\) may attend to no"):
+        m(torch.randn(1, 16, 4, 4))
+
+
 def test_validation_errors_name_the_value():
     with pytest.raises(ValueError, match="channels=60"):
         YLGAttention2d(60, heads=8)
@@ -114,9 +121,8 @@ def test_validation_errors_name_the_value():
         m.backend = "cuda-magic"
     masks = torch.ones(1, 16, 4, dtype=torch.bool)
     masks[0, 5] = False
-    m = YLGAttention2d(8, heads=1, layout=masks)
-    with pytest.raises(ValueError, match="query 5 \\(row 1, col 1\\)"):
-        m(torch.randn(1, 8, 4, 4))
+    with pytest.raises(ValueError, match="head 0: query 5 may attend to no key"):
+        YLGAttention2d(8, heads=1, layout=masks)
     q = torch.randn(1, 1, 16, 2)
     with pytest.raises(ValueError, match="query 5"):
         masked_attention(q, q[:, :, :4], q[:, :, :4], masks)

@@ -79,6 +79,8 @@ class YLGAttention2d(nn.Module):
         if stride is not None and stride < 1:
             raise ValueError(f"stride must be >= 1 or None, got stride={stride}")
         self._specs = head_specs(layout, heads)  # validates names and head count
+        if self._specs is None:
+            HeadLayout.from_masks(layout)  # an explicit mask: refuse empty rows right away
         self.channels = channels
         self.heads = heads
         self.layout = layout
