@@ -1,14 +1,12 @@
 """Shared test settings.
 
-- Under pytest-xdist every worker gets one intra-op thread: two workers with two threads each
-  on a 2-core machine thrash (measured 10x slower), and results do not depend on it.
+- Every test runs with one intra-op thread: pytest-xdist runs two workers on the two cores of
+  our machines, and two threads each thrash (measured 10x slower); results do not depend on it.
 - Tests marked ``gpu`` are skipped cleanly when CUDA is not available.
 - Matplotlib never opens a window.
 """
 
 from __future__ import annotations
-
-import os
 
 import matplotlib
 import pytest
@@ -16,8 +14,13 @@ import torch
 
 matplotlib.use("Agg")
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,14 +14,6 @@ from ylg.viz.grids import make_grid, to_uint8
 from ylg.viz.snapshots import attention_snapshot, key_saliency
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from ylg.training.config import resolve

@@ -31,15 +31,6 @@ ATT = {"heads": 2, "layout": [("rtl", 0), ("ltr", 1)], "query_layout": "flat"}
 Z_DIM = 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # pytest-xdist runs two workers on two cores: more threads only add contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny_models(num_classes: int = 3, attention=ATT, seed: int = 0):
     """A 32 px G and D, 4 channels wide, with a contrastier output and live attention."""
     torch.manual_seed(seed)

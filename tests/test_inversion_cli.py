@@ -14,14 +14,6 @@ from ylg.cli import main
 from ylg.training.config import resolve
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny_config(attention: str):
     return resolve(
         "demo",

@@ -33,14 +33,6 @@ class TinyInception(nn.Module):
         return pool.float(), (pool @ self.head).float()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from ylg.training.config import resolve

@@ -28,15 +28,6 @@ ATTENTION_VARIANTS = [v for v in VARIANTS if v != "none"]
 MIN_WIDTH = {32: (16, 16), 64: (16, 32), 128: (16, 32), 256: (16, 32)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: threads only fight with the other test worker.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

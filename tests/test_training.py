@@ -26,15 +26,6 @@ from ylg.training.stats import read_stats
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two pytest workers share two cores: more threads only add contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny(**overrides) -> TrainConfig:
     """The smallest useful run: 32 px, 1-head attention, width 2, batch 4."""
     values = dict(
