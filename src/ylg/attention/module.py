@@ -18,7 +18,10 @@ QUERY_LAYOUTS = ("colocate", "tile", "flat")
 
 
 def _sn_conv1x1(cin: int, cout: int) -> nn.Module:
-    return spectral_norm(nn.Conv2d(cin, cout, kernel_size=1, bias=False))
+    """Bias-free 1x1 conv, Glorot-uniform initialised (as SAGAN's snconv2d), spectrally normed."""
+    conv = nn.Conv2d(cin, cout, kernel_size=1, bias=False)
+    nn.init.xavier_uniform_(conv.weight)
+    return spectral_norm(conv)
 
 
 class YLGAttention2d(nn.Module):
