@@ -12,9 +12,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ylg.attention.backends import BACKENDS
 from ylg.attention.functional import masked_attention
 from ylg.attention.layouts import PATTERN_NAMES, HeadLayout, build_layout, head_specs
-
-CURVES = ("raster", "esa", "hilbert")
-QUERY_LAYOUTS = ("colocate", "tile", "flat")
+from ylg.patterns import CURVES, QUERY_LAYOUTS
 
 
 def _sn_conv1x1(cin: int, cout: int) -> nn.Module:
