@@ -176,7 +176,10 @@ def check_labels(y: torch.Tensor | None, num_classes: int, batch: int) -> torch.
 
     Conditional models (``num_classes > 0``) need an integer tensor ``[batch]`` with values in
     ``[0, num_classes)``; unconditional models ignore ``y`` (returns ``None``). The range check
-    reads the values (a device sync on CUDA) except while ``torch.compile`` traces.
+    reads the values, so it runs only for CPU labels outside ``torch.compile``: on an
+    accelerator it would stall every training step on a device sync, and an out-of-range label
+    there still fails (the class embedding's device-side index check); datasets check their
+    labels before training.
     """
     if num_classes == 0:
         return None
@@ -194,8 +197,8 @@ def check_labels(y: torch.Tensor | None, num_classes: int, batch: int) -> torch.
         raise ValueError(
             f"y must have shape [{batch}] (one label per sample), got {tuple(y.shape)}"
         )
-    if not torch.compiler.is_compiling() and batch:
-        low, high = torch.stack([y.min(), y.max()]).tolist()  # one sync
+    if y.device.type == "cpu" and not torch.compiler.is_compiling() and batch:
+        low, high = torch.stack([y.min(), y.max()]).tolist()
         if low < 0 or high >= num_classes:
             bad = low if low < 0 else high
             raise ValueError(
