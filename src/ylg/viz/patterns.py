@@ -129,18 +129,19 @@ def _one_path(masks: torch.Tensor, source: int, sink: int) -> list[int] | None:
 
 def pattern_report(name: str, masks: torch.Tensor, pair_flow_max_n: int = 12) -> dict:
     """Allowed positions, density, Full Information (with one missing path) and pair flow."""
-    from ylg.ifg import full_information, min_pair_flow, missing_paths
+    from ylg.ifg import min_pair_flow, missing_paths
 
     steps, n, _ = masks.shape
     allowed = int(masks.sum())
-    fi = full_information(masks)
+    missing = missing_paths(masks)  # one reachability computation gives both answers
+    fi = not missing
     row = {
         "pattern": name,
         "n": n,
         "allowed": allowed,
         "density": allowed / (steps * n * n),
         "full_information": fi,
-        "missing_path": None if fi else missing_paths(masks)[0],
+        "missing_path": None if fi else missing[0],
         "pair_flow": min_pair_flow(masks) if 2 <= n <= pair_flow_max_n else None,
     }
     return row
