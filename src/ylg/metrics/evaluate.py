@@ -90,6 +90,10 @@ def evaluate_generator(
 
         inception = load_inception(device=device)
     inception = inception.to(device).eval()
+    if "is" in metrics and not getattr(inception, "has_classifier", True):
+        from ylg.metrics.weights import no_is_message
+
+        raise ValueError(no_is_message(inception))
     if reference is not None:
         reference.check(resolution=getattr(G, "resolution", None), extractor=inception.extractor_id)
 
