@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 from collections import Counter
@@ -41,6 +42,7 @@ __all__ = [
     "CROPS",
     "RESIZES",
     "Item",
+    "Source",
     "Summary",
     "SkipItem",
     "prepare_image",
@@ -71,6 +73,26 @@ class Item:
     open: Callable[[], Image.Image]
     label: int = 0
     style: int = 0
+
+
+@dataclass
+class Source:
+    """What a source hands to :func:`write_dataset`: items and the names that travel with them.
+
+    ``items`` may be a lazy iterable (folders of millions of files); ``total`` is its length
+    for the progress bar. ``dropped`` counts what the source left out before writing (reason
+    -> count); ``licence_text``, when not empty, is written beside the output.
+    """
+
+    items: Iterable[Item]
+    total: int
+    class_names: list[str] | None = None
+    style_names: list[str] | None = None
+    dropped: Counter = field(default_factory=Counter)
+    licence_text: str = ""
+
+    def __len__(self) -> int:
+        return self.total
 
 
 @dataclass
@@ -142,19 +164,27 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _tf_bilinear(square: Image.Image, resolution: int) -> np.ndarray:
-    """Bilinear resize without antialiasing, as ``tf.image.resize_bilinear`` (TF1 defaults).
+def _tf_crop_and_resize(image: Image.Image, resolution: int) -> np.ndarray:
+    """The largest central square, bilinear-resampled without antialiasing, as YLG's TF code.
 
-    TF1's ``resize_bilinear`` (``align_corners=False``, ``half_pixel_centers=False``) samples
-    output pixel ``i`` at input coordinate ``i * in / out`` and interpolates the two
-    neighbouring pixels (clamped at the border): a 2-tap filter whatever the scale, so
-    downsampling aliases. Computed in float64 and rounded to uint8.
+    The original input pipeline (``ylg/data_provider.py``, from tensorflow-gan) takes the
+    largest central square with offsets ``ceil((H - S) / 2)``, ``ceil((W - S) / 2)`` and
+    resamples it with ``tf.image.crop_and_resize``: output pixel ``i`` samples input
+    coordinate ``offset + i * (S - 1) / (R - 1)`` (the crop's first and last pixels map to the
+    output's first and last; ``R == 1`` samples the centre) and interpolates the 2 x 2
+    neighbours bilinearly, whatever the scale, so downsampling aliases. Computed in float64
+    and rounded to uint8 (the original kept floats).
     """
-    x = np.asarray(square, dtype=np.float64)  # [H, W, 3]
+    x = np.asarray(image, dtype=np.float64)  # [H, W, 3]
     h, w = x.shape[:2]
+    side = min(h, w)
 
     def coords(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.arange(resolution, dtype=np.float64) * (n_in / resolution)
+        lo_edge = math.ceil((n_in - side) / 2)
+        if resolution > 1:
+            pos = lo_edge + np.arange(resolution) * ((side - 1) / (resolution - 1))
+        else:
+            pos = np.array([lo_edge + 0.5 * (side - 1)])
         lo = np.floor(pos).astype(np.int64)
         hi = np.minimum(lo + 1, n_in - 1)
         return lo, hi, pos - lo
@@ -183,8 +213,8 @@ def prepare_image(
         crop: ``"center"``: the largest centred square; ``"none"``: the whole image, padded
             to a square with white (aspect ratio kept).
         resize: ``"lanczos"`` (antialiased, PIL) or ``"tf-bilinear"`` (2-tap bilinear
-            without antialiasing, as TF1's ``resize_bilinear``; the original YLG input
-            pipeline resized this way).
+            without antialiasing over the largest central square, as the original YLG input
+            pipeline's ``tf.image.crop_and_resize``; see :func:`_tf_crop_and_resize`).
         min_size: images whose shorter side is below this raise :class:`SkipItem`.
 
     Raises:
@@ -199,16 +229,16 @@ def prepare_image(
         raise SkipItem(f"smaller than --min-size {min_size} px")
     image = ImageOps.exif_transpose(image)
     image = to_rgb(image)
-    if crop == "center":
-        square = image.crop(center_crop_box(*image.size))
-    else:
+    if crop == "none" and image.width != image.height:
         side = max(image.size)
-        square = Image.new("RGB", (side, side), (255, 255, 255))
-        square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+        padded = Image.new("RGB", (side, side), (255, 255, 255))
+        padded.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+        image = padded
+    if resize == "tf-bilinear":
+        return _tf_crop_and_resize(image, resolution)  # its own (ceil) centre crop
+    square = image.crop(center_crop_box(*image.size))
     if square.size == (resolution, resolution):
         return np.asarray(square, dtype=np.uint8).copy()
-    if resize == "tf-bilinear":
-        return _tf_bilinear(square, resolution)
     return np.asarray(square.resize((resolution, resolution), Image.Resampling.LANCZOS))
 
 

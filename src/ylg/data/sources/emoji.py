@@ -40,18 +40,18 @@ import subprocess
 import tarfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from ylg.data.prepare import Item, SkipItem
+from ylg.data.prepare import Item, SkipItem, Source
+from ylg.data.sources import default_cache_dir
 
 __all__ = [
     "CATEGORIES",
     "PACKAGES",
     "STYLES",
-    "EmojiSource",
     "default_cache_dir",
     "emoji_source",
     "fetch_package",
@@ -145,12 +145,6 @@ PACKAGES: dict[str, Package] = {
 }
 
 _METADATA = "package/emoji.json"  # inside either emoji-datasource tarball
-
-
-def default_cache_dir() -> Path:
-    """``$YLG_CACHE_DIR`` if set, else ``~/.cache/ylg``."""
-    env = os.environ.get("YLG_CACHE_DIR")
-    return Path(env).expanduser() if env else Path("~/.cache/ylg").expanduser()
 
 
 def _tarball_name(pkg: Package) -> str:
@@ -283,27 +277,13 @@ def _open_svg(data: bytes, resolution: int) -> Image.Image:
     return _open_raster(bytes(png))
 
 
-@dataclass
-class EmojiSource:
-    """The selected emoji images as :class:`Item` s, plus names, counts and licences."""
-
-    items: list[Item]
-    class_names: list[str]
-    style_names: list[str]
-    dropped: Counter = field(default_factory=Counter)  # reason -> count, before writing
-    licence_text: str = ""
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
 def emoji_source(
     resolution: int,
     *,
     styles: Sequence[str] | None = None,
     skin_tones: bool = False,
     cache_dir: str | os.PathLike | None = None,
-) -> EmojiSource:
+) -> Source:
     """The emoji dataset's items at ``resolution`` for the chosen ``styles``.
 
     Args:
@@ -316,8 +296,8 @@ def emoji_source(
         cache_dir: where ``npm/`` tarballs are kept (default :func:`default_cache_dir`).
 
     Returns:
-        An :class:`EmojiSource`: items ordered by style, then emoji-datasource's sort order;
-        labels index :data:`CATEGORIES`, styles index :data:`STYLES`.
+        A :class:`~ylg.data.prepare.Source`: items ordered by style, then
+        emoji-datasource's sort order; labels index :data:`CATEGORIES`, styles index :data:`STYLES`.
     """
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
@@ -408,8 +388,9 @@ def emoji_source(
         "Labels: emoji categories from emoji-datasource's emoji.json "
         "(https://github.com/iamcal/emoji-data, MIT).\n\n"
     )
-    return EmojiSource(
+    return Source(
         items=[t[3] for t in items],
+        total=len(items),
         class_names=list(CATEGORIES),
         style_names=list(STYLES),
         dropped=dropped,
