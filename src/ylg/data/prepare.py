@@ -8,13 +8,13 @@ callable that opens the image; :func:`write_dataset` converts every item with
 Output formats (both read back by :func:`ylg.data.make_dataset`):
 
 - ``.npz`` (small sets, loaded into memory): ``images`` uint8 ``[N, R, R, 3]``, ``labels``
-  int64 ``[N]``, ``class_names`` str ``[C]`` and, for sources with styles, ``styles`` int64
-  ``[N]`` and ``style_names`` str ``[S]``; no pickled objects. The whole array is held in
-  memory while writing.
+  int64 ``[N]`` and ``class_names`` str ``[C]`` (labelled sources only) and, for sources
+  with styles, ``styles`` int64 ``[N]`` and ``style_names`` str ``[S]``; no pickled objects.
+  The whole array is held in memory while writing.
 - ``.zip`` (any size, streamed: one item in memory at a time): ``00000000.png`` ... plus
-  ``dataset.json`` = ``{"labels": [[file, label], ...], "class_names": [...], "styles":
-  [...], "style_names": [...], "resolution": R}`` (StyleGAN's ``dataset.json`` layout for
-  labels, plus the names).
+  ``dataset.json`` = ``{"labels": [[file, label], ...] or null, "class_names": [...] or
+  null, "styles": [...], "style_names": [...], "resolution": R}`` (StyleGAN's
+  ``dataset.json`` layout for labels, plus the names; unlabeled sets list ``"files"``).
 
 Writes are atomic: the output goes to ``OUT.partial-<pid>`` beside ``OUT`` and is renamed
 onto ``OUT`` only when complete, so a killed or failed run leaves no ``OUT`` (and removes its
@@ -265,10 +265,10 @@ class _NpzWriter:
     def close(self, path: Path, meta: dict) -> None:
         r = self.resolution
         arrays = {
-            "images": np.stack(self.images) if self.images else np.zeros((0, r, r, 3), np.uint8),
-            "labels": np.asarray(self.labels, dtype=np.int64),
+            "images": np.stack(self.images) if self.images else np.zeros((0, r, r, 3), np.uint8)
         }
-        if meta.get("class_names") is not None:
+        if meta.get("class_names") is not None:  # unlabeled sources store no labels
+            arrays["labels"] = np.asarray(self.labels, dtype=np.int64)
             arrays["class_names"] = np.asarray(meta["class_names"], dtype=np.str_)
         if meta.get("style_names") is not None:
             arrays["styles"] = np.asarray(self.styles, dtype=np.int64)
@@ -293,7 +293,10 @@ class _ZipWriter:
         self.styles.append(style)
 
     def close(self, path: Path, meta: dict) -> None:
-        info = {"labels": self.labels, **meta}
+        labelled = meta.get("class_names") is not None
+        info = {"labels": self.labels if labelled else None, **meta}
+        if not labelled:
+            info["files"] = [name for name, _ in self.labels]
         if meta.get("style_names") is not None:
             info["styles"] = self.styles
         self.zip.writestr("dataset.json", json.dumps(info), compress_type=zipfile.ZIP_DEFLATED)

@@ -6,9 +6,9 @@ Layout (StyleGAN's dataset zip, plus names):
   and ``__MACOSX`` entries skipped), decoded on access, so the archive can be far larger
   than memory;
 - optional ``dataset.json`` at the top: ``{"labels": [[file, label], ...] or null,
-  "class_names": [...], "styles": [...], "style_names": [...]}``. With it, the items are the
-  files it lists, in its order; without it, every image file in sorted name order,
-  unlabeled.
+  "class_names": [...], "styles": [...], "style_names": [...]}`` (unlabeled: ``"labels":
+  null`` and optionally ``"files": [...]``). With it, the items are the files it lists, in
+  its order; without a list, every image file in sorted name order, unlabeled.
 
 Every item goes through the same conversion as files and ``.npz`` arrays
 (:func:`ylg.data.images.pil_to_tensor`), so a ``.zip`` and an ``.npz`` of the same pixels
@@ -84,15 +84,19 @@ class ZipDataset(Dataset):
         if listed is not None:
             files = [str(entry[0]) for entry in listed]
             labels = np.asarray([entry[1] for entry in listed], dtype=np.int64)
-            missing = [f for f in files if f not in names]
-            if missing:
-                raise ValueError(
-                    f"dataset.json in {self.path!r} lists {len(missing)} file(s) that are not "
-                    f"in the archive, e.g. {missing[0]!r}"
-                )
         else:
-            files = sorted(n for n in names if is_image_file(n) and _visible_member(n))
+            listed_files = info.get("files")
+            if listed_files is not None:
+                files = [str(f) for f in listed_files]
+            else:
+                files = sorted(n for n in names if is_image_file(n) and _visible_member(n))
             labels = None
+        missing = [f for f in files if f not in names]
+        if missing:
+            raise ValueError(
+                f"dataset.json in {self.path!r} lists {len(missing)} file(s) that are not "
+                f"in the archive, e.g. {missing[0]!r}"
+            )
         if not files:
             raise ValueError(f"zip file {self.path!r} contains no images")
         self.files = files

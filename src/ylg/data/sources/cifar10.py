@@ -40,8 +40,10 @@ _FOLDER = "cifar-10-batches-py"
 _TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 _TEST = ["test_batch"]
 
-# The only globals the official pickles need (numpy arrays are pickled through these).
+# The only globals the official pickles need (numpy arrays are pickled through these;
+# protocol-2 pickles written by Python 3 also build bytes with _codecs.encode).
 _ALLOWED = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
