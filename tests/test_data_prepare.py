@@ -220,3 +220,37 @@ def test_writer_errors(tmp_path):
     with pytest.raises(ValueError, match="no image could be written"):
         write_dataset([_item(_rgb(2, 2))], tmp_path / "p.npz", 8, min_size=4, progress=False)
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_sigterm_mid_write_leaves_no_output(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from PIL import Image\n"
+        "from ylg.cli.data import _sigterm_as_interrupt\n"
+        "from ylg.data.prepare import Item, write_dataset\n"
+        "def slow():\n"
+        "    time.sleep(0.02)\n"
+        "    return Image.new('RGB', (8, 8))\n"
+        "with _sigterm_as_interrupt():\n"
+        "    write_dataset([Item(str(i), slow) for i in range(5000)], sys.argv[1], 8,\n"
+        "                  progress=False)\n"
+    )
+    out = tmp_path / "o.zip"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.time() + 60
+    while not list(tmp_path.glob("o.zip.partial-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob("o.zip.partial-*")), "the writer never started"
+    time.sleep(0.2)  # some images written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+    assert list(tmp_path.iterdir()) == []

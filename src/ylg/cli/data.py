@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 _FORMAT_HELP = "output file: .npz (in memory, small sets) or .zip (PNG per image, streamed)"
 
 
@@ -137,6 +139,27 @@ def run_emoji(args) -> int:
     return _write(source, args)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (e.g. a job scheduler's kill) unwinds like Ctrl-C, so the writer removes its
+    temporary file; SIGKILL cannot be caught (then a ``.partial`` file stays, never OUT)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _write(source, args, *, crop: str = "center", resize: str = "lanczos", min_size: int = 1):
     from pathlib import Path
 
@@ -144,20 +167,21 @@ def _write(source, args, *, crop: str = "center", resize: str = "lanczos", min_s
 
     out = Path(args.out)
     extra = {out.stem + ".LICENSE.txt": source.licence_text} if source.licence_text else None
-    summary = write_dataset(
-        source.items,
-        out,
-        args.resolution,
-        class_names=source.class_names,
-        style_names=source.style_names,
-        crop=crop,
-        resize=resize,
-        min_size=min_size,
-        total=source.total,
-        extra_files=extra,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-    )
+    with _sigterm_as_interrupt():
+        summary = write_dataset(
+            source.items,
+            out,
+            args.resolution,
+            class_names=source.class_names,
+            style_names=source.style_names,
+            crop=crop,
+            resize=resize,
+            min_size=min_size,
+            total=source.total,
+            extra_files=extra,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
     return _finish(summary, source.dropped)
 
 

@@ -21,7 +21,7 @@ so the same emoji has the same label in every style. Images that match no emoji 
 ``extras-openmoji`` / ``extras-unicode``) are skipped and counted. Fluent's flags are dropped
 (their origin is not documented). Skin-tone variants are dropped unless ``skin_tones=True``
 (they would make "People & Body" dominate). Duplicate images of one emoji in one style
-(Fluent ships some keycaps twice) are written once.
+(Fluent ships 16 twice, e.g. ``0023-fe0f-20e3`` and ``23-fe0f-20e3``) are written once.
 
 Transparent backgrounds are composited on white. PNG / WebP are centre-cropped (they are
 square) and resized with Lanczos; OpenMoji's SVGs are rendered with ``resvg`` directly at the
