@@ -60,6 +60,41 @@ def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
     return sorted(found)
 
 
+def scan_folder(root: str | os.PathLike) -> tuple[list[str], list[int], list[str], int]:
+    """The images of an image folder: ``(files, labels, class_names, ignored)``.
+
+    Non-empty visible subfolders are classes (sorted; label = index) and images directly in
+    ``root`` are then ignored (their count is ``ignored``); without subfolders the folder is
+    flat: every image has label 0 and ``class_names`` is empty.
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: ``root`` is missing or not a folder.
+        ValueError: no image files.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"image folder {str(root)!r} is not a directory")
+    with os.scandir(root) as entries:
+        subdirs = sorted(e.name for e in entries if e.is_dir() and _visible(e.name))
+    per_class = {d: find_images(root / d) for d in subdirs}
+    classes = [d for d in subdirs if per_class[d]]
+    top_level = find_images(root, recursive=False)
+    if classes:
+        files = [p for d in classes for p in per_class[d]]
+        labels = [i for i, d in enumerate(classes) for _ in per_class[d]]
+        ignored = len(top_level)
+    else:
+        files, labels, ignored = top_level, [0] * len(top_level), 0
+    if not files:
+        raise ValueError(
+            f"no images found in {str(root)!r} (looked for {', '.join(IMAGE_EXTENSIONS)} "
+            "directly inside it or in class subfolders)"
+        )
+    return files, labels, classes, ignored
+
+
 def _verify_all(paths: list[str], full: bool) -> list[str | None]:
     """``verify_image`` over many files, in threads (PIL and file reads release the GIL)."""
     if not paths:
@@ -110,37 +145,18 @@ class ImageFolderDataset(Dataset):
         num_classes: int | None = None,
         full_check: bool = False,
     ) -> None:
-        root = Path(root)
-        if not root.exists():
-            raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
-        if not root.is_dir():
-            raise NotADirectoryError(f"image folder {str(root)!r} is not a directory")
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
             raise ValueError(f"resolution must be a positive int, got {resolution!r}")
         self.root = str(root)
         self.resolution = resolution
 
         # ---- Layout: class subfolders or flat.
-        with os.scandir(root) as entries:
-            subdirs = sorted(e.name for e in entries if e.is_dir() and _visible(e.name))
-        per_class = {d: find_images(root / d) for d in subdirs}
-        classes = [d for d in subdirs if per_class[d]]
-        top_level = find_images(root, recursive=False)
-        if classes:
-            if top_level:
-                warnings.warn(
-                    f"image folder {self.root!r} has class subfolders; ignoring the "
-                    f"{len(top_level)} image(s) directly inside it",
-                    stacklevel=2,
-                )
-            files = [p for d in classes for p in per_class[d]]
-            labels = [i for i, d in enumerate(classes) for _ in per_class[d]]
-        else:
-            files, labels = top_level, [0] * len(top_level)
-        if not files:
-            raise ValueError(
-                f"no images found in {self.root!r} (looked for {', '.join(IMAGE_EXTENSIONS)} "
-                "directly inside it or in class subfolders)"
+        files, labels, classes, ignored = scan_folder(root)
+        if ignored:
+            warnings.warn(
+                f"image folder {self.root!r} has class subfolders; ignoring the "
+                f"{ignored} image(s) directly inside it",
+                stacklevel=2,
             )
 
         # ---- Labels against the requested number of classes.

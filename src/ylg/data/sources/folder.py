@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 from PIL import Image
 
-from ylg.data.folder import find_images
-from ylg.data.images import IMAGE_EXTENSIONS
+from ylg.data.folder import scan_folder
 from ylg.data.prepare import Item, Source
 
 __all__ = ["folder_source", "open_image_file"]
@@ -58,29 +56,10 @@ def folder_source(
         FileNotFoundError / NotADirectoryError: ``root`` is missing or not a folder.
         ValueError: no image files.
     """
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise NotADirectoryError(f"image folder {str(root)!r} is not a directory")
-    with os.scandir(root) as entries:
-        subdirs = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-    per_class = {d: find_images(root / d) for d in subdirs}
-    classes = [d for d in subdirs if per_class[d]]
-    top_level = find_images(root, recursive=False)
+    files, labels, classes, ignored = scan_folder(root)
     dropped: Counter = Counter()
-    if classes:
-        if top_level:
-            dropped["image directly in a folder with class subfolders"] = len(top_level)
-        files = [p for d in classes for p in per_class[d]]
-        labels = [i for i, d in enumerate(classes) for _ in per_class[d]]
-    else:
-        files, labels = top_level, [0] * len(top_level)
-    if not files:
-        raise ValueError(
-            f"no images found in {str(root)!r} (looked for {', '.join(IMAGE_EXTENSIONS)} "
-            "directly inside it or in class subfolders)"
-        )
+    if ignored:
+        dropped["image directly in a folder with class subfolders"] = ignored
     draft_size = 2 * resolution if (draft and resolution) else None
     return Source(
         items=_items(files, labels, draft_size),
