@@ -151,6 +151,13 @@ def main(argv=None) -> int:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0,
+        help="skip the remaining (seed, arm) runs once the inversions have taken this long "
+        "(0 = no limit); skipped runs are listed in the JSON",
+    )
     p.add_argument("--out", default="benchmarks/results/inversion.json")
     p.add_argument("--save-images", default=None, help="npz of targets and reconstructions")
     args = p.parse_args(argv)
@@ -215,8 +222,12 @@ def main(argv=None) -> int:
     # -- Invert: one batched optimisation per arm and seed --------------------------------
     recons: dict[str, list[torch.Tensor]] = {a: [] for a in args.arms}
     seconds: dict[str, float] = {a: 0.0 for a in args.arms}
+    skipped: list[str] = []
     for seed in args.seeds:
         for arm in args.arms:
+            if args.max_seconds and time.perf_counter() - t_start > args.max_seconds:
+                skipped.append(f"seed {seed} {arm}")
+                continue
             t = time.perf_counter()
             r = invert(
                 G, D, x, labels, steps=args.steps, lr=args.lr, restarts=args.restarts,
@@ -239,7 +250,8 @@ def main(argv=None) -> int:
     f_target = extract_features(inception, x_u8)[0].double()  # [n, 2048]
     per_image: dict[str, dict[str, np.ndarray]] = {}  # arm -> metric -> [seeds, n]
     n_inception = args.inception_seeds or len(args.seeds)
-    for arm in args.arms:
+    done = [a for a in args.arms if recons[a]]
+    for arm in done:
         rows = {m: [] for m in METRICS}
         for k, rec in enumerate(recons[arm]):
             rows["psnr"].append(psnr(x.cpu(), rec))
@@ -252,7 +264,7 @@ def main(argv=None) -> int:
 
     results: dict = {}
     base = per_image.get("pixel")
-    for arm in args.arms:
+    for arm in done:
         entry: dict = {}
         for m in METRICS:
             v = per_image[arm][m]  # [seeds, n]
@@ -263,8 +275,10 @@ def main(argv=None) -> int:
                 m: ci95((per_image[arm][m].mean(0) - base[m].mean(0)).tolist()) for m in METRICS
             }
         entry["seconds"] = seconds[arm]
+        entry["seeds_run"] = len(recons[arm])
         results[arm] = entry
     protocol.update(
+        skipped=skipped,
         inception=inception_desc,
         seconds_inversion=sum(seconds.values()),
         seconds_metrics=metric_seconds,
@@ -276,7 +290,7 @@ def main(argv=None) -> int:
         np.savez_compressed(
             args.save_images,
             targets=x_u8.numpy(),
-            **{a: to_uint8(torch.stack(recons[a])).numpy() for a in args.arms},
+            **{a: to_uint8(torch.stack(recons[a])).numpy() for a in done},
         )
 
     # -- Table ----------------------------------------------------------------------------
