@@ -96,6 +96,16 @@ def test_uniform_attention_within_the_mask_is_flat_only_when_relative():
     # The paper's mean is not flat: it follows how many queries see each key.
     paper = saliency_from_probs(probs, (3, 3), "paper", masks)
     assert paper[0][seen].std() > 0.1 * paper[0][seen].mean()
+    # Nor is the authors' `code` map: it is mean_{q sees k} 1 / n_q, a function of the mask.
+    code = saliency_from_probs(probs, (3, 3), "code", masks)
+    n_q = masks.float().sum(-1)  # [H, Nq]
+    for h in range(2):
+        for k in range(9):
+            qs = masks[h, :, k].nonzero().flatten()
+            if len(qs):
+                ref = (1 / n_q[h, qs]).mean()
+                torch.testing.assert_close(code[0, h].flatten()[k], ref)
+    assert code[0][seen].std() > 0.05 * code[0][seen].mean()
 
 
 def test_saliency_maps_code_normalisation_on_d_uses_its_masks():
