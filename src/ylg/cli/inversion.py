@@ -66,7 +66,8 @@ def register(sub) -> None:
         default=None,
         metavar="METHOD",
         choices=METHOD_NAMES,
-        help="run several methods (default: all six) on the same images and write "
+        help="run several methods (default: ylg's five; name 'original' to add it) on the "
+        "same images and write "
         "OUT/comparison.png (target | method 1 | method 2 | ...)",
     )
     p.add_argument(
@@ -156,7 +157,8 @@ def run_invert(args) -> int:
     from ylg.inversion.files import invert_images, resolve_device
 
     compare = args.compare is not None
-    methods = (list(args.compare) or list(METHOD_NAMES)) if compare else [args.method]
+    ylg_methods = [m for m in METHOD_NAMES if m != "original"]
+    methods = (list(args.compare) or ylg_methods) if compare else [args.method]
     steps = args.steps
     if steps is None and resolve_device(args.device).type == "cpu":
         steps = CPU_STEPS
