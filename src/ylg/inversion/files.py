@@ -54,6 +54,10 @@ def check_methods_usable(methods: Sequence[str], D: nn.Module) -> None:
                 f"has none (attention variant "
                 f"{getattr(D, 'attention_variant', 'none')!r}); use 'pixel' or 'features'"
             )
+        if method == "original":
+            from ylg.inversion.losses import original_heads
+
+            original_heads(D.attention)  # raises when D has no RTL head
 
 
 def _unique_stems(paths: Sequence[Path]) -> list[str]:
