@@ -75,7 +75,7 @@ def test_invert_writes_every_promised_file(run_dir, images, tmp_path, capsys):
     assert main(["invert", *args]) == 0
     for stem in ("g", "a", "p"):
         files = {p.name for p in (out / stem).iterdir()}
-        assert files == INVERT_FILES | {"target.png"}
+        assert files == INVERT_FILES | {"target.png", "attention.png"}
         result = json.loads((out / stem / "result.json").read_text())
         assert (
             result["label"] == 3 and result["label_given"] and result["method"] == "saliency-heads"
@@ -107,6 +107,41 @@ def test_invert_psnr_in_json_is_that_of_the_saved_latent(run_dir, images, tmp_pa
         recon = G(latent["z"][None], torch.tensor([latent["label"]]))[0]
     target = load_image(images / "g.png", 32)
     assert psnr(target, recon) == pytest.approx(result["psnr"], abs=1e-3)
+
+
+def test_invert_on_cpu_says_its_defaults_and_estimates_the_run_time(run_dir, images, tmp_path,
+                                                                    capsys):  # fmt: skip
+    out = tmp_path / "est"
+    assert main(["invert", str(images / "g.png"), "--checkpoint", str(run_dir), "--out",
+                 str(out), "--steps", "12", "--restarts", "1", "--class", "1", "--method",
+                 "features", "--no-progress", "--device", "cpu"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "[features] estimated run time:" in err and "running on the CPU" not in err
+    result = json.loads((out / "g" / "result.json").read_text())
+    assert (result["steps"], result["restarts"], result["lr"]) == (12, 1, 0.05)
+    assert result["lookahead"] is True and result["method"] == "features"
+    # 'original' needs the RTL heads; this checkpoint's D has one dense head: a one-line error
+    err = _error(capsys, ["invert", str(images / "g.png"), "--checkpoint", str(run_dir),
+                          "--out", str(out), "--steps", "2", "--method", "original",
+                          "--class", "1", "--no-progress"])  # fmt: skip
+    assert "method 'original' uses the RTL heads" in err
+    # Without --steps on the CPU: the CPU default, said before the run.
+    from ylg.cli import inversion as cli
+
+    assert cli.CPU_STEPS < 1000
+    parser_args = ["invert", str(images / "g.png"), "--checkpoint", str(run_dir), "--out",
+                   str(out / "2"), "--restarts", "1", "--class", "1", "--method", "pixel",
+                   "--no-progress", "--device", "cpu", "--no-lookahead"]  # fmt: skip
+    old = cli.CPU_STEPS
+    cli.CPU_STEPS = 3  # keep the test fast; the message names the value used
+    try:
+        assert main(parser_args) == 0
+    finally:
+        cli.CPU_STEPS = old
+    err = capsys.readouterr().err
+    assert "running on the CPU: 3 steps per method" in err
+    result = json.loads((out / "2" / "g" / "result.json").read_text())
+    assert result["steps"] == 3 and result["lookahead"] is False
 
 
 def test_invert_compare_writes_one_sheet_and_a_folder_per_method(run_dir, images, tmp_path):
@@ -166,6 +201,7 @@ def test_attention_from_a_seed_draws_g_and_d(run_dir, tmp_path, capsys):
     assert info["g"]["query_grid"] == [16, 16] and info["g"]["key_grid"] == [8, 8]
     assert info["d"]["query_cells"] == [[8, 8], [0, 15]]
     assert info["g"]["heads"] == 1
+    assert info["d"]["normalization"] == "relative" and len(info["d"]["head_names"]) == 1
 
 
 def test_attention_from_an_image_draws_d_and_notes_g(run_dir, images, tmp_path, capsys):

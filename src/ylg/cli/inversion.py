@@ -8,8 +8,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-METHOD_NAMES = ("pixel", "features", "saliency", "saliency-heads", "generator-saliency")
+METHOD_NAMES = (
+    "pixel",
+    "features",
+    "saliency",
+    "saliency-heads",
+    "generator-saliency",
+    "original",
+)
+#: steps on CPU when --steps is not given (the GPU defaults take many minutes on a CPU)
+CPU_STEPS = 300
 
 
 def _point(text: str) -> tuple[int, int]:
@@ -47,7 +57,8 @@ def register(sub) -> None:
         "--method",
         default="saliency-heads",
         choices=METHOD_NAMES,
-        help="loss to descend (default saliency-heads, the paper's Eq. 3)",
+        help="loss to descend (default saliency-heads, the paper's Eq. 3; 'original': the "
+        "authors' code: RTL heads, their normalisation, Adam lr 0.07, 1000 steps, 8 restarts)",
     )
     p.add_argument(
         "--compare",
@@ -55,12 +66,38 @@ def register(sub) -> None:
         default=None,
         metavar="METHOD",
         choices=METHOD_NAMES,
-        help="run several methods (default: all five) on the same images and write "
+        help="run several methods (default: ylg's five; name 'original' to add it) on the "
+        "same images and write "
         "OUT/comparison.png (target | method 1 | method 2 | ...)",
     )
-    p.add_argument("--steps", type=int, default=1500, help="optimiser steps (default 1500)")
-    p.add_argument("--restarts", type=int, default=4, help="latents per image (default 4)")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimiser steps (default: the method's, 1500 or 1000 for original; on CPU "
+        f"{CPU_STEPS})",
+    )
+    p.add_argument(
+        "--restarts", type=int, default=None, help="latents per image (default 4; original 8)"
+    )
+    p.add_argument(
+        "--lr", type=float, default=None, help="Adam learning rate (default 0.05; original 0.07)"
+    )
+    la = p.add_mutually_exclusive_group()
+    la.add_argument(
+        "--lookahead",
+        dest="lookahead",
+        action="store_true",
+        default=None,
+        help="wrap Adam in Lookahead (k=5, alpha=0.5) (default for all but original)",
+    )
+    la.add_argument("--no-lookahead", dest="lookahead", action="store_false", help="plain Adam")
+    p.add_argument(
+        "--normalization",
+        default=None,
+        choices=("paper", "code"),
+        help="saliency normalisation (default: paper; original: code)",
+    )
     p.add_argument("--top-k", type=int, default=3, help="classes tried when --class is not given")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial latents")
     p.add_argument("--batch-size", type=int, default=8, help="images inverted together")
@@ -95,17 +132,49 @@ def register(sub) -> None:
         metavar="N",
         help="with --image: invert it first (N steps) to also draw G's attention",
     )
+    a.add_argument(
+        "--normalization",
+        default="relative",
+        choices=("relative", "code", "paper"),
+        help="saliency maps: relative (default; 1 = uniform within the head's mask), code "
+        "(the authors' code) or paper (mean over all queries; dominated by the mask)",
+    )
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     a.add_argument("--no-ema", action="store_true", help="use the raw (not EMA) generator")
     a.set_defaults(func=run_attention)
 
 
+def _format_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def run_invert(args) -> int:
-    from ylg.inversion.files import invert_images
+    from ylg.inversion.files import invert_images, resolve_device
 
     compare = args.compare is not None
-    methods = (list(args.compare) or list(METHOD_NAMES)) if compare else [args.method]
+    ylg_methods = [m for m in METHOD_NAMES if m != "original"]
+    methods = (list(args.compare) or ylg_methods) if compare else [args.method]
+    steps = args.steps
+    if steps is None and resolve_device(args.device).type == "cpu":
+        steps = CPU_STEPS
+        print(
+            f"running on the CPU: {CPU_STEPS} steps per method (the GPU defaults are 1500, "
+            "1000 for original); pass --steps N to choose",
+            file=sys.stderr,
+        )
+
+    def estimate(method: str, seconds: float) -> None:
+        print(
+            f"[{method}] estimated run time: {_format_seconds(seconds)} (measured on the first "
+            "steps); --steps, --restarts or fewer images make it shorter",
+            file=sys.stderr,
+        )
+
     records = invert_images(
         args.checkpoint,
         args.images,
@@ -113,7 +182,7 @@ def run_invert(args) -> int:
         methods=methods,
         compare=compare,
         label=args.label,
-        steps=args.steps,
+        steps=steps,
         restarts=args.restarts,
         lr=args.lr,
         seed=args.seed,
@@ -122,6 +191,9 @@ def run_invert(args) -> int:
         device=args.device,
         use_ema=not args.no_ema,
         progress=not args.no_progress,
+        lookahead=args.lookahead,
+        normalization=args.normalization,
+        on_estimate=estimate,
     )
     for r in records:
         print(
@@ -144,6 +216,7 @@ def run_attention(args) -> int:
         invert_steps=args.invert_steps,
         device=args.device,
         use_ema=not args.no_ema,
+        normalization=args.normalization,
     )
     for path in paths:
         print(path)

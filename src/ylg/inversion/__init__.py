@@ -3,8 +3,9 @@
 ``invert(G, D, images, labels, method=...)`` searches latents ``z`` with ``G(z) ~ x`` by
 descending a loss in pixel space (``pixel``), in the discriminator's pre-attention feature
 space (``features``), or in that feature space weighted by the saliency maps of D's attention
-(``saliency``, ``saliency-heads``; ``generator-saliency`` weights pixels instead).
-``saliency_maps(D, images)`` gives those maps; ``Lookahead`` is the optimiser wrapper used.
+(``saliency``, ``saliency-heads``; ``generator-saliency`` weights pixels instead), or with
+the authors' exact objective and optimiser (``original``). ``saliency_maps(D, images,
+normalization=...)`` gives those maps; ``Lookahead`` is the optional optimiser wrapper.
 See docs/inversion.md.
 """
 

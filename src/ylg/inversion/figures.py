@@ -11,6 +11,10 @@ Files, for each network ``n`` in ``g``, ``d`` that has an attention layer::
     OUT/image.png         the image (OUT/reconstruction.png too after an inversion)
     OUT/n_saliency.png    per-head saliency over the image (Figures 5 / 8)
     OUT/n_queries.png     per query point, each head's attention over the image (Figure 6)
+
+The maps use the ``relative`` normalisation by default (1 = the head attends uniformly within
+its mask; see :mod:`ylg.inversion.saliency`), one colour scale per figure with a colour bar,
+and panels named by head (``0: RTL step 0``, ...).
     OUT/n_masks.png       each head's mask [Nq, Nk]
     OUT/attention.json    what was drawn: sizes, query points and cells, class, sources
 """
@@ -28,7 +32,7 @@ from torch import Tensor, nn
 
 from ylg.inversion.files import resolve_device
 from ylg.inversion.invert import frozen, initial_latents
-from ylg.inversion.saliency import saliency_from_probs
+from ylg.inversion.saliency import head_names, saliency_from_probs
 
 __all__ = ["attention_figures", "default_queries"]
 
@@ -48,6 +52,7 @@ def _draw(
     grid: int,
     queries: Sequence[tuple[int, int]],
     out: Path,
+    normalization: str = "relative",
 ) -> tuple[list[Path], dict]:
     """Saliency, query and mask figures of one attention layer: ``probs [heads, Nq, Nk]``."""
     from ylg.viz.attention import (
@@ -60,14 +65,29 @@ def _draw(
 
     heads, nq, nk = probs.shape
     gk = math.isqrt(nk)
-    sal = saliency_from_probs(probs[None], (gk, gk))[0]  # [heads, gk, gk]
+    masks = layer.masks(grid, grid)  # [heads, Nq, Nk]
+    sal = saliency_from_probs(probs[None], (gk, gk), normalization, masks)[0]  # [heads, gk, gk]
+    names = head_names(layer, heads)
+    what = {
+        "relative": "attention / uniform share within the mask",
+        "code": "summed attention / queries that may see the key",
+        "paper": "mean attention over all queries",
+    }[normalization]
     paths = [
         save_figure(
-            saliency_figure(image, sal, title=f"{name}: saliency per head (mean over queries)"),
+            saliency_figure(
+                image,
+                sal,
+                title=f"{name}: saliency per head ({normalization}: {what})",
+                head_names=names,
+                colorbar_label=what,
+            ),
             out / f"{prefix}_saliency.png",
         ),
         save_figure(
-            query_attention_figure(image, probs, queries, title=f"{name}: attention of queries"),
+            query_attention_figure(
+                image, probs, queries, title=f"{name}: attention of queries", head_names=names
+            ),
             out / f"{prefix}_queries.png",
         ),
         save_figure(
@@ -80,6 +100,8 @@ def _draw(
         "query_grid": [grid, grid],
         "key_grid": [gk, gk],
         "query_cells": [list(query_cell(q, image.shape[-1], grid)) for q in queries],
+        "head_names": names,
+        "normalization": normalization,
     }
     return paths, info
 
@@ -96,13 +118,15 @@ def attention_figures(
     invert_method: str | None = None,
     device: str | torch.device = "auto",
     use_ema: bool = True,
+    normalization: str = "relative",
 ) -> list[Path]:
     """Draw the attention figures described in the module doc; returns the written paths.
 
     Exactly one of ``image`` (a file) and ``seed`` is required. ``label``: the class for G
     (a seeded random class when ``None`` and G is conditional; with ``image`` it is the class
     of the inversion, searched when ``None``). ``queries``: image pixels ``(row, col)``,
-    default :func:`default_queries`.
+    default :func:`default_queries`. ``normalization`` of the saliency maps: ``relative``
+    (default), ``code`` or ``paper`` (see :mod:`ylg.inversion.saliency`).
 
     Raises:
         ValueError: neither or both of ``image`` / ``seed``, no attention layer in the
@@ -110,9 +134,14 @@ def attention_figures(
         FileNotFoundError: missing checkpoint or image.
     """
     from ylg.data import load_image
+    from ylg.inversion.saliency import NORMALIZATIONS
     from ylg.training.checkpoint import load_for_inference
     from ylg.viz.grids import save_image
 
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"normalization={normalization!r} is not known; valid: {', '.join(NORMALIZATIONS)}"
+        )
     if (image is None) == (seed is None):
         raise ValueError("give exactly one of image (a file) and seed (generate with G)")
     dev = resolve_device(device)
@@ -183,13 +212,16 @@ def attention_figures(
 
     if g_probs is not None:
         paths, info["g"] = _draw(
-            "g", "G", G.attention, g_image[0], g_probs[0], G.attention_resolution, queries, out
-        )
+            "g", "G", G.attention, g_image[0], g_probs[0], G.attention_resolution, queries, out,
+            normalization,
+        )  # fmt: skip
         written += paths
     elif image is not None and G.attention is not None:
         info["g"] = "not drawn: G's attention needs a latent; pass invert_steps > 0"
     if d_probs is not None:
-        paths, info["d"] = _draw("d", "D", D.attention, x[0], d_probs[0], d_grid, queries, out)
+        paths, info["d"] = _draw(
+            "d", "D", D.attention, x[0], d_probs[0], d_grid, queries, out, normalization
+        )
         written += paths
     path = out / "attention.json"
     path.write_text(json.dumps(info, indent=2) + "\n")

@@ -6,6 +6,8 @@ For each image ``<stem>`` and method ``M`` (one method, or several with ``compar
     OUT/<stem>[/M]/reconstruction.png   G(z*) at the model's resolution
     OUT/<stem>[/M]/comparison.png       target | reconstruction, enlarged
     OUT/<stem>[/M]/losses.png           the loss curve of every restart (best in bold)
+    OUT/<stem>/attention.png            D's attention on the target, per head (``relative``
+                                        maps: 1 = uniform within the head's mask)
     OUT/<stem>[/M]/latent.pt            {"z": [z_dim], "label": int | None, ...}
     OUT/<stem>[/M]/result.json          PSNR, SSIM, final loss, class, settings, seconds
     OUT/comparison.png                  with ``compare``: target | method 1 | method 2 | ...
@@ -52,6 +54,10 @@ def check_methods_usable(methods: Sequence[str], D: nn.Module) -> None:
                 f"has none (attention variant "
                 f"{getattr(D, 'attention_variant', 'none')!r}); use 'pixel' or 'features'"
             )
+        if method == "original":
+            from ylg.inversion.losses import original_heads
+
+            original_heads(D.attention)  # raises when D has no RTL head
 
 
 def _unique_stems(paths: Sequence[Path]) -> list[str]:
@@ -163,6 +169,21 @@ def _write_one(
     return out
 
 
+def _attention_figures(D: nn.Module, targets: Tensor, folders: Sequence[Path]) -> None:
+    """``folder/attention.png``: D's attention on each target, ``relative`` maps per head."""
+    from ylg.inversion.saliency import head_names, saliency_maps
+    from ylg.viz.attention import saliency_figure, save_figure
+
+    maps = saliency_maps(D, targets, normalization="relative").cpu()  # [B, heads, hk, wk]
+    names = head_names(D.attention, maps.shape[1])
+    for target, sal, folder in zip(targets.cpu(), maps, folders):
+        fig = saliency_figure(
+            target, sal, title="D's attention on the target (1 = uniform within the mask)",
+            head_names=names,
+        )  # fmt: skip
+        save_figure(fig, folder / "attention.png")
+
+
 def invert_images(
     checkpoint: str | os.PathLike,
     images: Sequence[str | os.PathLike],
@@ -171,22 +192,27 @@ def invert_images(
     methods: Sequence[str] = ("saliency-heads",),
     compare: bool = False,
     label: int | None = None,
-    steps: int = 1500,
-    restarts: int = 4,
-    lr: float = 0.05,
+    steps: int | None = None,
+    restarts: int | None = None,
+    lr: float | None = None,
     seed: int = 0,
     top_k: int = 3,
     batch_size: int = 8,
     device: str | torch.device = "auto",
     use_ema: bool = True,
     progress: bool = True,
+    lookahead: bool | None = None,
+    normalization: str | None = None,
+    on_estimate=None,
 ) -> list[dict]:
     """Invert image files with a checkpoint and write the files listed in the module doc.
 
     ``methods``: one method, or several with ``compare=True`` (every method inverts every
     image with the same seed and budget). ``label``: the class of all images, or ``None`` to
-    search D's ``top_k`` classes (conditional models). Returns the per-(image, method)
-    records also written to ``OUT/summary.json``.
+    search D's ``top_k`` classes (conditional models). ``steps``, ``restarts``, ``lr``,
+    ``lookahead``: ``None`` = each method's default (:data:`ylg.inversion.invert.METHOD_DEFAULTS`).
+    ``on_estimate(method, seconds)`` is called with each inversion's estimated run time.
+    Returns the per-(image, method) records also written to ``OUT/summary.json``.
 
     Raises:
         FileNotFoundError: the checkpoint or an image does not exist.
@@ -226,6 +252,8 @@ def invert_images(
     out.mkdir(parents=True, exist_ok=True)
     for stem, target in zip(stems, targets):
         save_image(target, out / stem / "target.png")
+    if getattr(D, "attention", None) is not None:
+        _attention_figures(D, targets.to(dev), [out / stem for stem in stems])
 
     labels = None if label is None else torch.full((len(paths),), label, dtype=torch.long)
     records: list[dict] = []
@@ -235,6 +263,8 @@ def invert_images(
         result = invert(
             G, D, targets, labels, method=method, steps=steps, lr=lr, restarts=restarts,
             seed=seed, top_k=top_k, batch_size=batch_size, progress=progress,
+            lookahead=lookahead, normalization=normalization,
+            on_estimate=None if on_estimate is None else (lambda s, m=method: on_estimate(m, s)),
         )  # fmt: skip
         columns[method] = result.reconstructions
         scores[method] = []
@@ -243,9 +273,7 @@ def invert_images(
             record = {
                 "image": str(path),
                 "label_given": label is not None,
-                "steps": steps,
-                "restarts": restarts,
-                "lr": lr,
+                **result.settings,
                 "seed": seed,
                 "checkpoint": str(models.path),
                 "checkpoint_step": models.step,

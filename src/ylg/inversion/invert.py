@@ -3,11 +3,17 @@
 For every target image, ``restarts`` latents (and, for a conditional G without a known
 label, each of D's ``top_k`` classes) are optimised together in one batch: the batch is
 ``[images x candidate classes x restarts]``, one forward and backward per step. Each latent
-starts from a standard normal truncated at 2 standard deviations and is moved by Lookahead
-(k = 5, alpha = 0.5) around Adam, on the loss of the chosen method (see
-:mod:`ylg.inversion.losses`). The losses of different latents are independent, and Adam acts
-per coordinate, so batching restarts changes nothing but speed. After the last step the
+starts from a standard normal truncated at 2 standard deviations and is moved by Adam, with
+or without Lookahead (k = 5, alpha = 0.5), on the loss of the chosen method (see
+:mod:`ylg.inversion.losses`). The losses of different latents are independent (except in
+``original``, whose norms span an image's restarts as in the authors' code), and Adam acts
+per coordinate, so batching images changes nothing but speed. After the last step the
 restart with the lowest final loss is kept for each image.
+
+Defaults depend on the method (:data:`METHOD_DEFAULTS`): ``original`` runs the authors'
+settings (Adam lr 0.07, 1000 steps, 8 restarts, no Lookahead: their code builds Lookahead
+ops but never runs them in the loop); ylg's methods run Adam lr 0.05 with Lookahead, 1500
+steps, 4 restarts.
 
 G and D run in eval mode with their parameters frozen: batch-norm statistics and the
 spectral-norm power iterations are not updated (both only update in training mode), and the
@@ -18,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +34,19 @@ from torch.nn.utils import parametrize
 from ylg.inversion.lookahead import Lookahead
 from ylg.inversion.losses import Objective, check_method
 
-__all__ = ["InversionResult", "frozen", "initial_latents", "invert"]
+__all__ = ["METHOD_DEFAULTS", "InversionResult", "frozen", "initial_latents", "invert"]
+
+#: per method: optimiser steps, Adam learning rate, restarts, Lookahead on/off
+METHOD_DEFAULTS: dict[str, dict] = {
+    **{
+        m: {"steps": 1500, "lr": 0.05, "restarts": 4, "lookahead": True}
+        for m in ("pixel", "features", "saliency", "saliency-heads", "generator-saliency")
+    },
+    "original": {"steps": 1000, "lr": 0.07, "restarts": 8, "lookahead": False},
+}
+
+#: steps timed (after a first, warm-up step) before ``on_estimate`` is called
+ESTIMATE_STEPS = 5
 
 
 @dataclass
@@ -48,6 +66,7 @@ class InversionResult:
         saliency: ``[B, heads, hk, wk]`` the targets' saliency maps (saliency methods only).
         method: the loss used.
         seconds: wall time of the whole inversion.
+        settings: the resolved ``steps``, ``lr``, ``restarts``, ``lookahead``.
     """
 
     latents: Tensor
@@ -60,6 +79,7 @@ class InversionResult:
     saliency: Tensor | None
     method: str
     seconds: float
+    settings: dict = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -150,18 +170,23 @@ def invert(
     images: Tensor,
     labels: Tensor | int | None = None,
     method: str = "saliency-heads",
-    steps: int = 1500,
-    lr: float = 0.05,
-    restarts: int = 4,
+    steps: int | None = None,
+    lr: float | None = None,
+    restarts: int | None = None,
     *,
     seed: int = 0,
     top_k: int = 3,
+    lookahead: bool | None = None,
     lookahead_k: int = 5,
     lookahead_alpha: float = 0.5,
     truncation: float = 2.0,
     batch_size: int = 8,
+    normalization: str | None = None,
+    heads: Sequence[int] | None = None,
+    saliency: Tensor | None = None,
     amp: bool = False,
     progress: bool = False,
+    on_estimate: Callable[[float], None] | None = None,
 ) -> InversionResult:
     """Invert ``images [B, 3, R, R]`` (in ``[-1, 1]``) through ``G``.
 
@@ -171,25 +196,40 @@ def invert(
             ``class_scores`` to search classes); may be ``None`` for ``pixel`` with labels.
         labels: ``[B]`` classes, one int for all, or ``None``: for a conditional G, the
             ``top_k`` classes by ``D.class_scores`` are each tried with ``restarts`` latents.
-        method: ``pixel``, ``features``, ``saliency``, ``saliency-heads`` or
-            ``generator-saliency`` (see :mod:`ylg.inversion.losses`).
+        method: ``pixel``, ``features``, ``saliency``, ``saliency-heads``,
+            ``generator-saliency`` or ``original`` (see :mod:`ylg.inversion.losses`).
         steps: optimiser steps; ``lr``: Adam's learning rate; ``restarts``: latents per image
-            (and class).
+            (and class). ``None``: the method's default (:data:`METHOD_DEFAULTS`).
         seed: seeds the initial latents; the same seed gives the same result.
-        lookahead_k, lookahead_alpha: Lookahead's synchronisation period and step.
+        lookahead: wrap Adam in Lookahead (``None``: the method's default, on for ylg's
+            methods, off for ``original``); ``lookahead_k``, ``lookahead_alpha``: its
+            synchronisation period and step.
         truncation: the initial latents' truncation, in standard deviations.
         batch_size: images inverted together (each with all its restarts); the latents are
             drawn for all images first, so the result does not depend on it.
+        normalization, heads: of the saliency maps (see :meth:`Objective.prepare`).
+        saliency: ``[B, M, hk, wk]`` maps to use instead of D's attention (controls).
         amp: run G and D under bf16 autocast on CUDA (losses and latents stay float32;
             ignored on CPU).
         progress: show a tqdm progress bar.
+        on_estimate: called once with the estimated total run time in seconds, measured on
+            the first few steps and extrapolated (only when ``steps`` > 10).
     """
     check_method(method)
+    defaults = METHOD_DEFAULTS[method]
+    steps = defaults["steps"] if steps is None else steps
+    lr = defaults["lr"] if lr is None else lr
+    restarts = defaults["restarts"] if restarts is None else restarts
+    lookahead = defaults["lookahead"] if lookahead is None else bool(lookahead)
     _check_positive("steps", steps)
     _check_positive("restarts", restarts)
     _check_positive("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got lr={lr!r}")
+    if saliency is not None and (saliency.dim() != 4 or saliency.shape[0] != images.shape[0]):
+        raise ValueError(
+            f"saliency must be [B={images.shape[0]}, M, hk, wk], got {tuple(saliency.shape)}"
+        )
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"images must be a tensor [B, 3, R, R], got {shape}")
@@ -222,7 +262,7 @@ def invert(
         history = torch.empty(b, total, steps + 1)
         finals = torch.empty(b, total)
         latents = torch.empty_like(z_all)  # final latents [B, T, z_dim]
-        saliency: list[Tensor] = []
+        saliency_used: list[Tensor] = []
         chunks = [(i, min(i + batch_size, b)) for i in range(0, b, batch_size)]
         bar = None
         if progress:
@@ -230,31 +270,53 @@ def invert(
 
             bar = tqdm(total=steps * len(chunks), desc=f"invert ({method})", unit="step")
         try:
-            for lo, hi in chunks:
+            clock = time.perf_counter()
+            for index, (lo, hi) in enumerate(chunks):
                 n = (hi - lo) * total
-                objective = Objective.prepare(method, D, images[lo:hi])
+                objective = Objective.prepare(
+                    method,
+                    D,
+                    images[lo:hi],
+                    normalization=normalization,
+                    heads=heads,
+                    saliency=None if saliency is None else saliency[lo:hi],
+                )
                 if objective.saliency is not None:
-                    saliency.append(objective.saliency.cpu())
+                    saliency_used.append(objective.saliency.cpu())
                 objective = objective.repeat(total)  # targets [n, ...], image-major
                 y = None if y_all is None else y_all[lo:hi].reshape(n)  # [n]
                 z = nn.Parameter(z_all[lo:hi].reshape(n, -1).to(device))  # [n, z_dim]
-                inner = torch.optim.Adam([z], lr=lr)
-                opt = Lookahead(inner, k=lookahead_k, alpha=lookahead_alpha)
+                opt = torch.optim.Adam([z], lr=lr)
+                if lookahead:
+                    opt = Lookahead(opt, k=lookahead_k, alpha=lookahead_alpha)
                 losses = torch.empty(steps + 1, n, device=device)
                 for t in range(steps):
+                    if index == 0 and t == 1:
+                        clock = time.perf_counter()  # after the warm-up step
                     opt.zero_grad()
                     with autocast:
-                        loss = objective(G(z, y)).float()  # [n]
-                    # Summing keeps every latent's gradient equal to that of its own loss.
-                    loss.sum().backward()
+                        loss, scalar = objective.losses(G(z, y))  # [n], []
+                    # A sum keeps every latent's gradient equal to that of its own loss.
+                    scalar.float().backward()
                     opt.step()
-                    losses[t] = loss.detach()
+                    losses[t] = loss.detach().float()
+                    if (
+                        on_estimate is not None
+                        and index == 0
+                        and t == ESTIMATE_STEPS
+                        and steps > 2 * ESTIMATE_STEPS
+                    ):
+                        losses[t].sum().item()  # wait for the device
+                        per_step = (time.perf_counter() - clock) / ESTIMATE_STEPS
+                        on_estimate(
+                            time.perf_counter() - start + per_step * (steps * len(chunks) - t)
+                        )
                     if bar is not None:
                         bar.update(1)
                         if t % 25 == 0 or t == steps - 1:
                             bar.set_postfix(loss=f"{losses[t].min().item():.4g}")
                 with torch.no_grad(), autocast:
-                    losses[steps] = objective(G(z, y)).float()
+                    losses[steps] = objective(G(z, y)).float()  # [n]
                 history[lo:hi] = losses.T.reshape(hi - lo, total, steps + 1).cpu()
                 finals[lo:hi] = history[lo:hi, :, -1]
                 latents[lo:hi] = z.detach().reshape(hi - lo, total, -1).cpu()
@@ -284,7 +346,8 @@ def invert(
         history=history,
         restart_labels=None if y_all is None else y_all.cpu(),
         best=best,
-        saliency=torch.cat(saliency) if saliency else None,
+        saliency=torch.cat(saliency_used) if saliency_used else None,
         method=method,
         seconds=time.perf_counter() - start,
+        settings={"steps": steps, "lr": lr, "restarts": restarts, "lookahead": lookahead},
     )

@@ -6,8 +6,10 @@ optimiser steps as usual; every ``k`` of its steps the "slow" weights move a fra
 
     slow <- slow + alpha * (fast - slow);  fast <- slow
 
-The original YLG inversion used Lookahead (k = 5, alpha = 0.5) around Adam; so does
-:func:`ylg.inversion.invert`. The inner optimiser's state (Adam's moments) is kept across
+:func:`ylg.inversion.invert` uses it (k = 5, alpha = 0.5) around Adam by default for ylg's
+methods (``lookahead=False`` turns it off). The authors' inversion code builds a Lookahead
+(k = 5, alpha = 0.5) but never runs it in its optimisation loop (plain Adam), so the
+``original`` method does not use it. The inner optimiser's state (Adam's moments) is kept across
 synchronisations, as in the paper's algorithm.
 """
 

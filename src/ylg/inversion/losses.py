@@ -13,18 +13,33 @@ reproduces the ``features`` loss exactly (and ``saliency-heads`` gives ``heads``
 - ``saliency-heads``:     sum_h mean (S_h * (f(G(z)) - f(x)))^2   (Eq. 3, the default)
 - ``generator-saliency``: mean (S'_img * (G(z) - x))^2            (Eq. 4; S' upsampled to
   the image by nearest neighbour)
+- ``original``:           sum_{h in 0..3} ||T_h * (f(G(z)) - f(x))||_2, the authors' code
+  (``inverse_image.py``): heads 0-3 (the RTL heads), ``T_h`` the ``code``-normalised map
+  projected by nearest neighbour *without* rescaling, unsquared L2 norms. In the original
+  ``tf.norm`` runs over the whole batch, i.e. over all restarts of the one image, so the
+  restarts are coupled: the optimised scalar is ``sum_h sqrt(sum_r ||T_h * d_r||^2)`` over an
+  image's restarts ``r`` (:meth:`Objective.objective`); the per-restart loss used to pick a
+  restart (which the original does not do: it saves all 8) is ``sum_h ||T_h * d_r||``.
 
-The saliency is that of the real image and is computed once, without gradients.
+The saliency is that of the real image and is computed once, without gradients (or given:
+the benchmark's controls pass uniform, shuffled or another D's maps).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ylg.inversion.saliency import attention_probs, project_saliency, saliency_from_probs
+from ylg.inversion.saliency import (
+    attention_masks,
+    attention_probs,
+    project_saliency,
+    saliency_from_probs,
+    select_heads,
+)
 
 __all__ = [
     "METHODS",
@@ -32,6 +47,7 @@ __all__ = [
     "check_method",
     "features_loss",
     "generator_saliency_loss",
+    "original_head_norms",
     "pixel_loss",
     "saliency_heads_loss",
     "saliency_loss",
@@ -73,6 +89,14 @@ def generator_saliency_loss(fake: Tensor, target: Tensor, weight: Tensor) -> Ten
     return ((fake - target) * weight).pow(2).flatten(1).mean(dim=1)
 
 
+def original_head_norms(fake_features: Tensor, target_features: Tensor, weights: Tensor) -> Tensor:
+    """The original's terms before the root: features ``[N, C, h, w]``, ``weights`` ``T_h``
+    ``[N, heads, h, w]`` -> ``[N, heads]`` squared norms ``||T_h * d||^2`` (summed over
+    channels and positions), computed as ``sum_{i,j} T_h[i,j]^2 (sum_c d^2)[i,j]``."""
+    sq = (fake_features - target_features).pow(2).sum(dim=1)  # [N, h, w]
+    return (weights.pow(2) * sq[:, None]).flatten(2).sum(dim=2)  # [N, heads]
+
+
 #: method name -> (needs D0 features, needs D's attention saliency)
 METHODS: dict[str, tuple[bool, bool]] = {
     "pixel": (False, False),
@@ -80,7 +104,33 @@ METHODS: dict[str, tuple[bool, bool]] = {
     "saliency": (True, True),
     "saliency-heads": (True, True),
     "generator-saliency": (False, True),
+    "original": (True, True),
 }
+
+#: the heads the original inversion uses: 0-3, the RTL heads of the ``ylg`` layout (heads
+#: 4-7 are LTR), in the authors' code and in ylg's head order alike.
+ORIGINAL_HEADS = (0, 1, 2, 3)
+
+
+def original_heads(attention: nn.Module) -> tuple[int, ...]:
+    """The heads ``original`` uses by default: the RTL heads of the layer's layout (exactly
+    :data:`ORIGINAL_HEADS` for the ``ylg`` layout); heads 0-3 for an explicit mask tensor.
+
+    Raises ``ValueError`` when the layout has no RTL head (e.g. ``dense``): pass ``heads``.
+    """
+    specs = getattr(attention, "_specs", None)
+    if specs is None:
+        n = int(getattr(attention, "heads", 0))
+        if n < 4:
+            raise ValueError(f"method 'original' uses heads 0-3 but the layer has {n} heads")
+        return ORIGINAL_HEADS
+    rtl = tuple(h for h, spec in enumerate(specs) if spec != "dense" and spec[0] == "rtl")
+    if not rtl:
+        raise ValueError(
+            "method 'original' uses the RTL heads (0-3 of the 'ylg' layout), but this "
+            f"discriminator's heads are {list(specs)}; pass heads=... to choose others"
+        )
+    return rtl
 
 
 def check_method(method: str) -> str:
@@ -94,7 +144,8 @@ class Objective:
     """A method's loss against fixed targets: ``objective(fake [N, 3, R, R]) -> [N]``.
 
     Build with :meth:`prepare`; target features and saliency weights are computed once there
-    (no gradients) and reused at every step.
+    (no gradients) and reused at every step. ``group`` is the number of consecutive latents
+    that belong to one target (its restarts); only ``original`` couples them.
     """
 
     method: str
@@ -102,11 +153,32 @@ class Objective:
     target: Tensor  # [N, 3, R, R]
     target_features: Tensor | None = None  # [N, C, h, w]
     weight: Tensor | None = None  # [N, 1 or heads, h, w] or [N, 1, R, R]
-    saliency: Tensor | None = None  # [N, heads, hk, wk], the raw maps (distributions)
+    saliency: Tensor | None = None  # [N, heads, hk, wk], the maps used (before projection)
+    group: int = 1
 
     @classmethod
     @torch.no_grad()
-    def prepare(cls, method: str, D: nn.Module | None, target: Tensor) -> Objective:
+    def prepare(
+        cls,
+        method: str,
+        D: nn.Module | None,
+        target: Tensor,
+        *,
+        normalization: str | None = None,
+        heads: Sequence[int] | None = None,
+        saliency: Tensor | None = None,
+    ) -> Objective:
+        """Target features and weights of ``method``.
+
+        Args:
+            normalization: of the saliency maps (:mod:`ylg.inversion.saliency`); default
+                ``code`` for ``original``, ``paper`` for the others.
+            heads: heads whose maps are used; default :func:`original_heads` (the RTL
+                heads: 0-3 of the ``ylg`` layout) for ``original``, all for the others.
+            saliency: ``[N, M, hk, wk]`` maps to use instead of D's (controls: uniform,
+                shuffled, another discriminator's); ``normalization`` and ``heads`` are then
+                not applied.
+        """
         check_method(method)
         needs_features, needs_saliency = METHODS[method]
         if (needs_features or needs_saliency) and D is None:
@@ -118,7 +190,7 @@ class Objective:
         obj = cls(method=method, D=D, target=target)
         if not (needs_features or needs_saliency):
             return obj
-        if needs_saliency and getattr(D, "attention", None) is None:
+        if needs_saliency and saliency is None and getattr(D, "attention", None) is None:
             raise ValueError(
                 f"method {method!r} needs a discriminator with an attention layer, but this "
                 "checkpoint has none (attention variant 'none'); use 'pixel' or 'features'"
@@ -126,15 +198,32 @@ class Objective:
         features = D.features(target)  # [N, C, h, w]
         if needs_features:
             obj.target_features = features
-        if needs_saliency:
+        if not needs_saliency:
+            return obj
+        if saliency is None:
+            if normalization is None:
+                normalization = "code" if method == "original" else "paper"
+            if heads is None and method == "original":
+                heads = original_heads(D.attention)
             probs, key_grid = attention_probs(D, features)  # [N, heads, Nq, Nk]
-            obj.saliency = saliency_from_probs(probs, key_grid)  # [N, heads, hk, wk]
-            if method == "saliency-heads":
-                obj.weight = project_saliency(obj.saliency, features.shape[-2:])
-            else:
-                size = features.shape[-2:] if method == "saliency" else target.shape[-2:]
-                mean_map = obj.saliency.mean(dim=1, keepdim=True)  # [N, 1, hk, wk]
-                obj.weight = project_saliency(mean_map, size)
+            masks = None
+            if normalization != "paper":
+                masks = attention_masks(D.attention, probs, tuple(features.shape[-2:]))
+            maps = saliency_from_probs(probs, key_grid, normalization, masks)
+            saliency = select_heads(maps, heads)  # [N, heads', hk, wk]
+        elif saliency.dim() != 4 or saliency.shape[0] != target.shape[0]:
+            raise ValueError(
+                f"saliency must be [N={target.shape[0]}, M, hk, wk], got {tuple(saliency.shape)}"
+            )
+        obj.saliency = saliency.float().to(features.device)
+        if method == "original":
+            obj.weight = project_saliency(obj.saliency, features.shape[-2:], mean_one=False)
+        elif method == "saliency-heads":
+            obj.weight = project_saliency(obj.saliency, features.shape[-2:])
+        else:
+            size = features.shape[-2:] if method == "saliency" else target.shape[-2:]
+            mean_map = obj.saliency.mean(dim=1, keepdim=True)  # [N, 1, hk, wk]
+            obj.weight = project_saliency(mean_map, size)
         return obj
 
     def repeat(self, times: int) -> Objective:
@@ -150,7 +239,24 @@ class Objective:
             rep(self.target_features),
             rep(self.weight),
             rep(self.saliency),
+            group=self.group * times,
         )
+
+    def losses(self, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """``fake [N, 3, R, R]`` -> (per-latent losses ``[N]``, the scalar to descend).
+
+        The scalar is the sum of the per-latent losses (each latent's gradient is that of its
+        own loss), except for ``original``, whose norms span each target's ``group`` of
+        restarts as in the authors' code.
+        """
+        if self.method != "original":
+            loss = self(fake)
+            return loss, loss.sum()
+        sq = original_head_norms(self.D.features(fake), self.target_features, self.weight)
+        per_latent = sq.clamp_min(1e-30).sqrt().sum(dim=1)  # [N]
+        n, heads = sq.shape
+        grouped = sq.view(n // self.group, self.group, heads).sum(dim=1)  # [images, heads]
+        return per_latent, grouped.clamp_min(1e-30).sqrt().sum()
 
     def __call__(self, fake: Tensor) -> Tensor:
         m = self.method
@@ -163,4 +269,7 @@ class Objective:
             return features_loss(fake_features, self.target_features)
         if m == "saliency":
             return saliency_loss(fake_features, self.target_features, self.weight)
+        if m == "original":
+            sq = original_head_norms(fake_features, self.target_features, self.weight)
+            return sq.clamp_min(1e-30).sqrt().sum(dim=1)
         return saliency_heads_loss(fake_features, self.target_features, self.weight)
