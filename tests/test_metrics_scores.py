@@ -121,6 +121,22 @@ def test_fid_with_rank_deficient_covariance_is_finite_and_correct():
         assert abs(fid_from_features(a, a)) < 1e-7 * np.trace(np.cov(a, rowvar=False))
 
 
+@pytest.mark.filterwarnings("ignore:FID from .* fewer than the feature dimension")
+@pytest.mark.parametrize("na,nb", [(15, 25), (40, 3), (63, 63)])
+def test_fid_low_rank_path_equals_the_full_eigenvalue_path(na, nb):
+    # Fewer samples than dimensions on both sides: the nuclear-norm formula is used; it must
+    # equal the D x D eigenvalue computation on the same statistics.
+    rng = np.random.default_rng(na)
+    a = correlated_features(rng, na, 64)
+    b = correlated_features(rng, nb, 64, shift=0.3, scale=1.3)
+    got = fid_from_features(a, b)
+    mu1, s1 = feature_statistics(a)
+    mu2, s2 = feature_statistics(b)
+    # (the eigenvalue path takes square roots of rounding-level zero eigenvalues: ~1e-8 off)
+    np.testing.assert_allclose(got, fid_from_statistics(mu1, s1, mu2, s2), rtol=1e-6)
+    np.testing.assert_allclose(got, fid_reference_symmetric(a, b), rtol=1e-6)
+
+
 def test_fid_no_warning_with_enough_samples():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(50, 8)), rng.normal(size=(60, 8))

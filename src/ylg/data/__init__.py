@@ -2,7 +2,8 @@
 
 Every dataset yields ``(image, label)`` with ``image`` a ``float32 [3, R, R]`` tensor in
 ``[-1, 1]`` (largest centred square, antialiased resize) and ``label`` an int (collated to
-``int64``), and has the attribute ``num_classes`` (0 = unlabeled, labels all 0).
+``int64``), and has the attributes ``num_classes`` (0 = unlabeled, labels all 0) and
+``class_names`` (``list[str]``, index = label, or ``None``; see :func:`class_names_of`).
 :func:`make_dataset` picks the dataset from a source; the trainer builds its ``DataLoader``
 (workers, sampler, seeded order) on top. All datasets are picklable for worker processes.
 """
@@ -18,6 +19,7 @@ from ylg.data.folder import ImageFolderDataset, find_images
 from ylg.data.images import IMAGE_EXTENSIONS, load_image, verify_image
 from ylg.data.npz import NpzDataset
 from ylg.data.shapes import SHAPE_NAMES, ShapesDataset
+from ylg.data.zipdata import ZipDataset
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -25,11 +27,28 @@ __all__ = [
     "ImageFolderDataset",
     "NpzDataset",
     "ShapesDataset",
+    "ZipDataset",
+    "class_names_of",
     "find_images",
     "load_image",
     "make_dataset",
     "verify_image",
 ]
+
+
+def class_names_of(dataset) -> list[str] | None:
+    """The class names of ``dataset`` (index = label), or ``None`` when it has none.
+
+    Reads ``dataset.class_names``; for :class:`ShapesDataset` built directly (not through
+    :func:`make_dataset`) they are the first ``num_classes`` of :data:`SHAPE_NAMES`. A
+    dataset that is unlabeled (``num_classes == 0``) has none.
+    """
+    if int(getattr(dataset, "num_classes", 0) or 0) == 0:
+        return None
+    names = getattr(dataset, "class_names", None)
+    if names is None and isinstance(dataset, ShapesDataset):
+        names = SHAPE_NAMES[: dataset.num_classes]
+    return [str(n) for n in names] if names is not None else None
 
 
 def make_dataset(
@@ -45,7 +64,7 @@ def make_dataset(
         source: ``None`` for the built-in procedural shapes (:class:`ShapesDataset`, 10
             classes, 10,000 scenes, no download); a directory for :class:`ImageFolderDataset`
             (class subfolders = labels, or flat = unlabeled); a ``.npz`` file for
-            :class:`NpzDataset`.
+            :class:`NpzDataset`; a ``.zip`` for :class:`ZipDataset`.
         resolution: output side ``R``.
         seed: selects the built-in scenes (file datasets have a fixed, sorted order; their
             shuffling is the sampler's job).
@@ -55,26 +74,30 @@ def make_dataset(
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
-        ValueError: a file that is neither a folder nor ``.npz``, no images, labels out of
+        ValueError: a file that is neither a folder, ``.npz`` nor ``.zip``, no images, labels out of
             range, or a bad ``resolution``.
     """
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
     if source is None:
-        return ShapesDataset(
+        shapes = ShapesDataset(
             resolution, seed=seed, num_classes=10 if num_classes is None else num_classes
         )
+        shapes.class_names = class_names_of(shapes)
+        return shapes
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(
-            f"data source {str(path)!r} does not exist (give an image folder, a .npz file, "
-            "or no source for the built-in shapes)"
+            f"data source {str(path)!r} does not exist (give an image folder, a .npz or .zip "
+            "file, or no source for the built-in shapes)"
         )
     if path.is_dir():
         return ImageFolderDataset(path, resolution, num_classes=num_classes)
     if path.suffix.lower() == ".npz":
         return NpzDataset(path, resolution, num_classes=num_classes)
+    if path.suffix.lower() == ".zip":
+        return ZipDataset(path, resolution, num_classes=num_classes)
     raise ValueError(
-        f"data source {str(path)!r} is a file but not a .npz; expected an image folder or a "
-        ".npz of uint8 images"
+        f"data source {str(path)!r} is a file but not a .npz or .zip; expected an image "
+        "folder, a .npz of uint8 images or a .zip of image files (see `ylg data`)"
     )

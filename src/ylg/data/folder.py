@@ -96,6 +96,8 @@ class ImageFolderDataset(Dataset):
         files: image paths (``str``), in sorted order.
         labels: ``int64 [N]`` numpy array of labels (zeros when unlabeled).
         classes: class folder names, index = label (empty when unlabeled).
+        class_names: the same as a list, or ``None`` when unlabeled (the attribute every
+            dataset has).
         num_classes: number of classes, 0 when unlabeled.
         skipped: ``(path, reason)`` of every file skipped at construction.
     """
@@ -160,6 +162,7 @@ class ImageFolderDataset(Dataset):
                     f"subfolders but num_classes={num_classes}"
                 )
         self.classes = classes
+        self.class_names = list(classes) or None
         self.num_classes = len(classes) if num_classes is None else num_classes
 
         # ---- Skip unreadable files, with one warning.

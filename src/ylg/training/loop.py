@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import shutil
@@ -225,6 +226,13 @@ def train(
             num_classes=None if config.conditional else 0,
         )
     num_classes = int(getattr(dataset, "num_classes", 0)) if config.conditional else 0
+    from ylg.data import class_names_of
+
+    class_names = class_names_of(dataset) if num_classes > 0 else None
+    if main:  # beside config.json: the names of the labels, for grids and `generate --class`
+        (run_dir / "classes.json").write_text(
+            json.dumps({"num_classes": num_classes, "class_names": class_names}, indent=1) + "\n"
+        )
     if ckpt is not None and ckpt["num_classes"] != num_classes:
         raise ValueError(
             f"the data has {num_classes} classes but the checkpoint was trained with "
@@ -310,6 +318,7 @@ def train(
             "step": step,
             "config": config.to_dict(),
             "num_classes": num_classes,
+            "class_names": class_names,
             "world_size": world,
             "G": G.state_dict(),
             "D": D.state_dict(),
@@ -340,7 +349,12 @@ def train(
         Gs.eval()  # BN running statistics: the same image for the same latent
         z, y = fixed_z.to(device), _to(fixed_y, device)
         images = Gs(z, y).float().cpu()
-        grid = make_grid(images, nrow=nrow)
+        row_labels = None
+        if class_names is not None and fixed_y is not None:  # one class per row
+            row_labels = [
+                class_names[c] if c < len(class_names) else str(c) for c in fixed_y[::nrow].tolist()
+            ]
+        grid = make_grid(images, nrow=nrow, row_labels=row_labels)
         save_image(grid, run_dir / "samples" / f"step-{step:07d}.png")
         writer.image("samples", grid, step)
         if getattr(Gs, "attention", None) is not None:

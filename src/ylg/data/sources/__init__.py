@@ -1,0 +1,23 @@
+"""Dataset sources for ``ylg data``: one file per source, each returning a
+:class:`~ylg.data.prepare.Source` (lazy :class:`~ylg.data.prepare.Item` s plus names).
+
+- :mod:`~ylg.data.sources.folder`: an image folder (class subfolders = labels, or flat);
+- :mod:`~ylg.data.sources.cifar10`: the official CIFAR-10 python tarball;
+- :mod:`~ylg.data.sources.celeba`: CelebA's ``img_align_celeba`` folder or zip;
+- :mod:`~ylg.data.sources.emoji`: the built-in real dataset (four emoji styles, 9 classes).
+
+Downloads (CIFAR-10, the emoji npm tarballs) are kept in :func:`default_cache_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    """``$YLG_CACHE_DIR`` if set, else ``~/.cache/ylg``."""
+    env = os.environ.get("YLG_CACHE_DIR")
+    return Path(env).expanduser() if env else Path("~/.cache/ylg").expanduser()

@@ -1,0 +1,90 @@
+"""``ylg data folder``: an image folder, class subfolders as labels (or flat, unlabeled).
+
+The layout rule is :class:`ylg.data.ImageFolderDataset`'s: if any non-hidden subfolder of
+``root`` holds images (searched recursively), each such subfolder is a class, classes sorted
+by name and numbered from 0 (ImageNet's ``train/n01440764/...``), and images directly in
+``root`` are left out (counted); otherwise the images directly in ``root`` are the dataset,
+unlabeled. Files are opened lazily, one at a time, so any size works with a ``.zip`` output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image
+
+from ylg.data.folder import find_images
+from ylg.data.images import IMAGE_EXTENSIONS
+from ylg.data.prepare import Item, Source
+
+__all__ = ["folder_source", "open_image_file"]
+
+
+def open_image_file(path: str, draft_size: int | None = None) -> Image.Image:
+    """Open and decode ``path`` (JPEGs decoded at a reduced DCT scale of at least
+    ``draft_size`` when given: far faster for large photos)."""
+    image = Image.open(path)
+    try:
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+    except BaseException:
+        image.close()
+        raise
+    return image
+
+
+def _items(files: list[str], labels: list[int], draft_size: int | None) -> Iterator[Item]:
+    for path, label in zip(files, labels):
+        yield Item(path, lambda path=path: open_image_file(path, draft_size), label)
+
+
+def folder_source(
+    root: str | os.PathLike, *, resolution: int | None = None, draft: bool = True
+) -> Source:
+    """The images under ``root`` as items (see the module docstring for the layout).
+
+    Args:
+        root: the folder.
+        resolution: the output side; with ``draft``, JPEGs are decoded at a reduced scale
+            of at least ``2 * resolution`` (as :func:`ylg.data.load_image`).
+        draft: use JPEG draft decoding (off for exact full-resolution decoding, e.g. with
+            ``--resize tf-bilinear``).
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: ``root`` is missing or not a folder.
+        ValueError: no image files.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"image folder {str(root)!r} is not a directory")
+    with os.scandir(root) as entries:
+        subdirs = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    per_class = {d: find_images(root / d) for d in subdirs}
+    classes = [d for d in subdirs if per_class[d]]
+    top_level = find_images(root, recursive=False)
+    dropped: Counter = Counter()
+    if classes:
+        if top_level:
+            dropped["image directly in a folder with class subfolders"] = len(top_level)
+        files = [p for d in classes for p in per_class[d]]
+        labels = [i for i, d in enumerate(classes) for _ in per_class[d]]
+    else:
+        files, labels = top_level, [0] * len(top_level)
+    if not files:
+        raise ValueError(
+            f"no images found in {str(root)!r} (looked for {', '.join(IMAGE_EXTENSIONS)} "
+            "directly inside it or in class subfolders)"
+        )
+    draft_size = 2 * resolution if (draft and resolution) else None
+    return Source(
+        items=_items(files, labels, draft_size),
+        total=len(files),
+        class_names=list(classes) or None,
+        dropped=dropped,
+    )
