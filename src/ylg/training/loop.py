@@ -368,7 +368,7 @@ def train(
     inception_box: list = []  # loaded on first evaluation
 
     def evaluate(step: int) -> dict[str, float]:
-        """FID / IS of the (EMA) generator; best.pt kept by FID. Rank 0 only."""
+        """FID / IS / KID of the (EMA) generator; best.pt kept by FID. Rank 0 only."""
         from ylg.metrics import (
             ReferenceStats,
             compute_reference_stats,
@@ -376,6 +376,7 @@ def train(
             load_inception,
             reference_stats,
         )
+        from ylg.metrics.evaluate import default_metrics  # no IS with fid-helper's weights
 
         if not inception_box:
             inception_box.append(load_inception(device=device, progress=False))
@@ -408,7 +409,7 @@ def train(
             Gs,
             n=config.eval_n,
             reference=reference,
-            metrics=("fid", "is") if reference.features is None else ("fid", "is", "kid"),
+            metrics=default_metrics(inception) + (() if reference.features is None else ("kid",)),
             device=device,
             seed=config.seed,
             inception=inception,
