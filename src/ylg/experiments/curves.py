@@ -38,7 +38,10 @@ def plot_curves(the_plan, path: str | Path | None = None) -> Path:
         mean = mean_curve(row.runs)
         if mean:
             xs, ys = zip(*mean)
-            ax.plot(xs, ys, color=color, linewidth=2.4, label=f"{row.variant} (mean)")
+            ax.plot(
+                xs, ys, color=color, linewidth=2.4, marker="o", markersize=3.5,
+                label=f"{row.variant} (mean of {len(row.runs)})",
+            )  # fmt: skip
         elif any(r.curve for r in row.runs):
             ax.plot([], [], color=color, linewidth=2.4, label=f"{row.variant} (no common steps)")
     config = the_plan.runs[0].config
