@@ -73,6 +73,13 @@ class TrainConfig:
     eval_ref_n: int = field(
         default=50_000, metadata={"help": "real images for the FID reference (capped by data)"}
     )
+    eval_ref: str | None = field(
+        default=None,
+        metadata={
+            "help": "reference statistics .npz for FID/KID (`ylg stats`); empty = computed "
+            "from the data and cached"
+        },
+    )
     # -- performance --
     amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA (ignored on CPU)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile G and D"})
@@ -242,7 +249,7 @@ def parse_value(name: str, text: str) -> Any:
         if low in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"{name}={text!r} is not a boolean (true/false)")
-    if name == "data" and text in ("", "none", "None"):
+    if name in ("data", "eval_ref") and text in ("", "none", "None"):
         return None
     try:
         return tp(float(text)) if tp is int and "e" in text.lower() else tp(text)

@@ -36,7 +36,7 @@ from ylg.training.config import TrainConfig
 from ylg.training.loss import HingeLoss
 from ylg.training.networks import build_models
 from ylg.training.sampler import GlobalBatchSampler, chunk, latents
-from ylg.training.stats import StatsWriter, truncate_stats
+from ylg.training.stats import StatsWriter, peak_memory_mb, reset_peak_memory, truncate_stats
 
 # Fields that define the networks; a resumed run must not change them.
 ARCHITECTURE_FIELDS = ("resolution", "attention", "g_width", "d_width", "z_dim", "conditional")
@@ -368,7 +368,7 @@ def train(
     inception_box: list = []  # loaded on first evaluation
 
     def evaluate(step: int) -> dict[str, float]:
-        """FID / IS of the (EMA) generator; best.pt kept by FID. Rank 0 only."""
+        """FID / IS / KID of the (EMA) generator; best.pt kept by FID. Rank 0 only."""
         from ylg.metrics import (
             ReferenceStats,
             compute_reference_stats,
@@ -376,12 +376,17 @@ def train(
             load_inception,
             reference_stats,
         )
+        from ylg.metrics.evaluate import default_metrics  # no IS with fid-helper's weights
 
         if not inception_box:
             inception_box.append(load_inception(device=device, progress=False))
         inception = inception_box[0]
         n_ref = min(len(dataset), config.eval_ref_n)
-        if custom_dataset:  # not reproducible from config.data: cache in the run folder
+        if config.eval_ref:  # given (e.g. one file shared by every run of an ablation)
+            reference = ReferenceStats.load(
+                config.eval_ref, resolution=config.resolution, extractor=inception.extractor_id
+            )
+        elif custom_dataset:  # not reproducible from config.data: cache in the run folder
             ref_path = run_dir / "fid-reference.npz"
             if ref_path.exists():
                 reference = ReferenceStats.load(ref_path)
@@ -404,7 +409,7 @@ def train(
             Gs,
             n=config.eval_n,
             reference=reference,
-            metrics=("fid", "is"),
+            metrics=default_metrics(inception) + (() if reference.features is None else ("kid",)),
             device=device,
             seed=config.seed,
             inception=inception,
@@ -426,6 +431,7 @@ def train(
 
     step = start_step
     stopped = "finished"
+    reset_peak_memory(device)
     last_ckpt: Path | None = existing
     t_start = time.time()
     t_tick, step_tick = time.time(), step
@@ -537,6 +543,7 @@ def train(
                 row = {k: v / tick_count for k, v in tick_sums.items()}
                 row["steps_per_s"] = (step - step_tick) / max(now - t_tick, 1e-9)
                 row["time"] = extra["time"] + (now - t_start)
+                row["peak_mem_mb"] = peak_memory_mb(device)
                 writer.scalars(step, row)
                 bar.set_postfix(
                     loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", refresh=False
@@ -547,6 +554,7 @@ def train(
             if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
                 if main:
                     writer.scalars(step, evaluate(step))
+                    reset_peak_memory(device)  # peak_mem_mb: of training, not of Inception
                 dist.barrier()
             if step % config.checkpoint_every == 0 or step == config.steps or stop_now:
                 last_ckpt = save(step) or last_ckpt

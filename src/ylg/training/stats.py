@@ -83,6 +83,39 @@ class StatsWriter:
             self._tb = None
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak for :func:`peak_memory_mb` (CUDA: the allocator's peak; CPU on Linux:
+    the process's peak RSS, through ``/proc/self/clear_refs``; elsewhere: no-op)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory in MiB since the last :func:`reset_peak_memory`: on CUDA the bytes torch
+    allocated on ``device``; on CPU the process's peak resident set (everything: Python, torch,
+    data, models)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
 def _json_float(v: float) -> float | str:
     v = float(v)
     return v if math.isfinite(v) else str(v)  # JSON has no nan/inf
