@@ -96,9 +96,9 @@ def register(sub) -> None:
         metavar="STEPS",
         help="also write interpolation.gif with STEPS frames between latents",
     )
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of latents and labels (default 0)")
     g.add_argument("--no-ema", action="store_true", help="use the raw (not EMA) generator")
-    g.add_argument("--device", default="cpu")
+    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     g.add_argument("--batch-size", type=int, default=64)
     g.set_defaults(func=run_generate)
 
@@ -121,6 +121,18 @@ def config_from_args(args) -> TrainConfig:
             raise ValueError(f"--set {item!r} is not KEY=VALUE")
         overrides[key.strip().replace("-", "_")] = parse_value(key.strip().replace("-", "_"), value)
     saved = Path(args.out) / "config.json" if args.out else None
+    if args.resume:
+        from ylg.training.checkpoint import find_checkpoint
+
+        if args.out is None:
+            raise ValueError("--resume needs --out: the run folder to continue")
+        try:
+            find_checkpoint(Path(args.out))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"--resume: no checkpoint (latest.pt or ckpt-*.pt) in {args.out}; check the "
+                "folder name, or drop --resume to start a new run"
+            ) from None
     if args.resume and saved is not None and saved.is_file():
         if args.preset is not None:
             print(
@@ -154,6 +166,9 @@ def run_train(args) -> int:
 
 def run_generate(args) -> int:
     from ylg.generate import generate
+
+    if args.truncation < 0:
+        raise ValueError(f"--truncation {args.truncation} must be > 0 (or 0 = off)")
 
     paths = generate(
         args.source,
