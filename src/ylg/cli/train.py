@@ -121,6 +121,21 @@ def config_from_args(args) -> TrainConfig:
             raise ValueError(f"--set {item!r} is not KEY=VALUE")
         overrides[key.strip().replace("-", "_")] = parse_value(key.strip().replace("-", "_"), value)
     saved = Path(args.out) / "config.json" if args.out else None
+    if args.resume and saved is not None and saved.is_file():
+        if args.preset is not None:
+            print(
+                f"ylg train: --resume uses the saved {saved}; --preset {args.preset} ignored",
+                file=sys.stderr,
+            )
+        values = {**json.loads(saved.read_text()), **overrides}
+        return TrainConfig.from_dict(values).validate()
+    return resolve(args.preset or "demo", overrides)
+
+
+def check_resume(args) -> None:
+    """``--resume`` must name a run folder with a checkpoint: a typo is an error, not a new run."""
+    from pathlib import Path
+
     if args.resume:
         from ylg.training.checkpoint import find_checkpoint
 
@@ -133,21 +148,13 @@ def config_from_args(args) -> TrainConfig:
                 f"--resume: no checkpoint (latest.pt or ckpt-*.pt) in {args.out}; check the "
                 "folder name, or drop --resume to start a new run"
             ) from None
-    if args.resume and saved is not None and saved.is_file():
-        if args.preset is not None:
-            print(
-                f"ylg train: --resume uses the saved {saved}; --preset {args.preset} ignored",
-                file=sys.stderr,
-            )
-        values = {**json.loads(saved.read_text()), **overrides}
-        return TrainConfig.from_dict(values).validate()
-    return resolve(args.preset or "demo", overrides)
 
 
 def run_train(args) -> int:
     from ylg.training import distributed as dist
     from ylg.training.loop import NonFiniteLossError, train
 
+    check_resume(args)
     config = config_from_args(args)
     out = args.out or f"runs/{args.preset or 'demo'}"
     try:
