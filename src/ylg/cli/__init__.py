@@ -16,7 +16,34 @@ import importlib
 import pkgutil
 import sys
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """Checks every subcommand shares, before any work: ``--out`` must not be an existing
+    file, ``--device`` must name a device this torch has. Raises ValueError."""
+    import os
+
+    out = getattr(args, "out", None)
+    if isinstance(out, (str, os.PathLike)) and os.path.isfile(out):
+        raise ValueError(f"--out {out} is an existing file; give a folder (new or existing)")
+    device = getattr(args, "device", None)
+    if isinstance(device, str):
+        name = device.strip().lower()
+        if name == "gpu" or name == "cuda" or name.startswith("cuda:"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"--device {device}: this torch has no CUDA device; use --device cpu"
+                )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_common_args(args)
         result = args.func(args)
     except USER_ERRORS as err:
         print(f"ylg {args.command}: error: {err}", file=sys.stderr)

@@ -96,9 +96,9 @@ def register(sub) -> None:
         metavar="STEPS",
         help="also write interpolation.gif with STEPS frames between latents",
     )
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of latents and labels (default 0)")
     g.add_argument("--no-ema", action="store_true", help="use the raw (not EMA) generator")
-    g.add_argument("--device", default="cpu")
+    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     g.add_argument("--batch-size", type=int, default=64)
     g.set_defaults(func=run_generate)
 
@@ -132,10 +132,29 @@ def config_from_args(args) -> TrainConfig:
     return resolve(args.preset or "demo", overrides)
 
 
+def check_resume(args) -> None:
+    """``--resume`` must name a run folder with a checkpoint: a typo is an error, not a new run."""
+    from pathlib import Path
+
+    if args.resume:
+        from ylg.training.checkpoint import find_checkpoint
+
+        if args.out is None:
+            raise ValueError("--resume needs --out: the run folder to continue")
+        try:
+            find_checkpoint(Path(args.out))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"--resume: no checkpoint (latest.pt or ckpt-*.pt) in {args.out}; check the "
+                "folder name, or drop --resume to start a new run"
+            ) from None
+
+
 def run_train(args) -> int:
     from ylg.training import distributed as dist
     from ylg.training.loop import NonFiniteLossError, train
 
+    check_resume(args)
     config = config_from_args(args)
     out = args.out or f"runs/{args.preset or 'demo'}"
     try:
@@ -154,6 +173,9 @@ def run_train(args) -> int:
 
 def run_generate(args) -> int:
     from ylg.generate import generate
+
+    if args.truncation < 0:
+        raise ValueError(f"--truncation {args.truncation} must be > 0 (or 0 = off)")
 
     paths = generate(
         args.source,

@@ -1,0 +1,82 @@
+"""User errors on the command line: one line on stderr, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from ylg.cli import build_parser, main
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _minimal_argv(name: str, p: argparse.ArgumentParser, out: str) -> list[str]:
+    """``name`` plus a value for every required argument, and ``--out out``."""
+    argv = [name]
+    for group in p._mutually_exclusive_groups:
+        if group.required:
+            action = group._group_actions[0]
+            argv += [action.option_strings[0], "1"]
+    for action in p._actions:
+        if not action.required or "--out" in action.option_strings:
+            continue
+        value = str(action.choices[0]) if action.choices else "1"
+        argv += ([action.option_strings[0]] if action.option_strings else []) + [value]
+    return argv + ["--out", out]
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_every_subcommand_with_out_rejects_an_existing_file(tmp_path, capsys):
+    file = tmp_path / "taken.txt"
+    file.write_text("x")
+    with_out = {
+        name: p
+        for name, p in _subcommands().items()
+        if any("--out" in a.option_strings for a in p._actions)
+    }
+    assert {"train", "generate", "demo", "patterns"} <= set(with_out)
+    for name, p in with_out.items():
+        argv = _minimal_argv(name, p, str(file))
+        assert main(argv) == 2, argv
+        _one_line_error(capsys, str(file), "folder")
+        assert file.read_text() == "x"  # untouched
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "gpu", "cuda:1"], ids=["plain", "alias", "index"])
+def test_accelerator_device_on_a_cpu_only_torch_is_one_line(tmp_path, capsys, device):
+    assert main(["generate", str(tmp_path), "--out", str(tmp_path / "o"), "--device", device]) == 2
+    _one_line_error(capsys, device, "cpu")
+    assert main(["train", "--out", str(tmp_path / "r"), "--device", device]) == 2
+    _one_line_error(capsys, device, "cpu")
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_resume_without_a_checkpoint_names_the_folder(tmp_path, capsys, make):
+    run = tmp_path / "typo-run"
+    if make == "empty":
+        run.mkdir()
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 2
+    _one_line_error(capsys, str(run), "--resume")
+    assert not (run / "latest.pt").exists()
+
+
+def test_negative_truncation_is_rejected(tmp_path, capsys):
+    argv = ["generate", str(tmp_path), "--out", str(tmp_path / "o"), "--truncation", "-1"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "--truncation -1")
+    assert not (tmp_path / "o").exists()
