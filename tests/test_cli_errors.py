@@ -47,6 +47,7 @@ def test_every_subcommand_with_out_rejects_an_existing_file(tmp_path, capsys):
         name: p
         for name, p in _subcommands().items()
         if any("--out" in a.option_strings for a in p._actions)
+        and not p.get_default("out_is_file")  # stats / eval write a file: checked below
     }
     assert {"train", "generate", "demo", "patterns"} <= set(with_out)
     for name, p in with_out.items():
@@ -54,6 +55,21 @@ def test_every_subcommand_with_out_rejects_an_existing_file(tmp_path, capsys):
         assert main(argv) == 2, argv
         _one_line_error(capsys, str(file), "folder")
         assert file.read_text() == "x"  # untouched
+
+
+def test_file_outputs_are_not_called_folders(tmp_path, capsys):
+    """`ylg data` / `stats` / `eval` write a file: an existing one is theirs to judge, and the
+    folder rule must not fire (it once told `ylg data` users to give a folder)."""
+    file = tmp_path / "taken.npz"
+    file.write_text("x")
+    src = tmp_path / "imgs"
+    src.mkdir()
+    assert main(["data", "folder", str(src), "--resolution", "8", "--out", str(file)]) == 2
+    err = _one_line_error(capsys)
+    assert "folder (new or existing)" not in err
+    assert file.read_text() == "x"
+    names = {n for n, p in _subcommands().items() if p.get_default("out_is_file")}
+    assert names == {"stats", "eval"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")

@@ -27,12 +27,14 @@ USER_ERRORS = (
 
 
 def check_common_args(args: argparse.Namespace) -> None:
-    """Checks every subcommand shares, before any work: ``--out`` must not be an existing
-    file, ``--device`` must name a device this torch has. Raises ValueError."""
+    """Checks every subcommand shares, before any work: a folder ``--out`` must not be an
+    existing file (commands whose ``--out`` is a file set ``out_is_file`` and check it
+    themselves), ``--device`` must name a device this torch has. Raises ValueError."""
     import os
 
     out = getattr(args, "out", None)
-    if isinstance(out, (str, os.PathLike)) and os.path.isfile(out):
+    out_is_file = getattr(args, "out_is_file", False)
+    if isinstance(out, (str, os.PathLike)) and os.path.isfile(out) and not out_is_file:
         raise ValueError(f"--out {out} is an existing file; give a folder (new or existing)")
     device = getattr(args, "device", None)
     if isinstance(device, str):

@@ -9,6 +9,7 @@ _FORMAT_HELP = "output file: .npz (in memory, small sets) or .zip (PNG per image
 
 def _common(p, resolution_default: int | None = None) -> None:
     p.add_argument("--out", required=True, help=_FORMAT_HELP)
+    p.set_defaults(out_is_file=True)  # write_dataset refuses an existing file itself
     p.add_argument(
         "--resolution",
         type=int,

@@ -74,6 +74,7 @@ def register(sub) -> None:
     s.add_argument("data", help=f"image folder, .npz of images, or '{BUILTIN}' (procedural)")
     s.add_argument("--resolution", type=_positive_int, required=True, help="image size R")
     s.add_argument("--out", required=True, help="output .npz")
+    s.set_defaults(out_is_file=True)
     s.add_argument("--n", type=_positive_int, default=None, help="random subset size (default all)")
     s.add_argument("--seed", type=int, default=0, help="subset / built-in data seed (default 0)")
     s.add_argument(
@@ -132,7 +133,7 @@ def register(sub) -> None:
         "--images)",
     )  # fmt: skip
     _common(e)
-    e.set_defaults(func=run_eval)
+    e.set_defaults(func=run_eval, out_is_file=True)
 
 
 def run_stats(args) -> int:

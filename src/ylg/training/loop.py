@@ -342,7 +342,8 @@ def train(
         if not main:
             return
         from ylg.viz.grids import make_grid, save_image
-        from ylg.viz.snapshots import attention_snapshot
+        from ylg.inversion.saliency import head_names
+        from ylg.viz.snapshots import attention_snapshot_figure
 
         Gs = G if ema is None else ema.module
         was_training = Gs.training
@@ -360,7 +361,12 @@ def train(
         if getattr(Gs, "attention", None) is not None:
             k = min(4, n_fixed)
             few, probs = Gs(z[:k], None if y is None else y[:k], return_attention=True)
-            pic = attention_snapshot(few.float().cpu(), probs.float().cpu())
+            pic = attention_snapshot_figure(  # relative maps, head names, one colour bar
+                few.float().cpu(),
+                probs.float().cpu(),
+                head_names=head_names(Gs.attention),
+                title=f"G attention, step {step}",
+            )
             save_image(pic, run_dir / "attention" / f"step-{step:07d}.png")
             writer.image("attention", pic, step)
         Gs.train(was_training)
