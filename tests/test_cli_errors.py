@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ylg.cli import build_parser, main
+from ylg.threads import without_thread_line
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -32,7 +33,7 @@ def _minimal_argv(name: str, p: argparse.ArgumentParser, out: str) -> list[str]:
 
 
 def _one_line_error(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
+    err = without_thread_line(capsys.readouterr().err).strip()
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1, err
     for needle in needles:
