@@ -184,34 +184,29 @@ def sample_seeds(
     *,
     classes: list[int] | None = None,
     truncation: float | None = 2.0,
-    batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> tuple[Tensor, Tensor | None]:
     """One image per seed ``[len(seeds), 3, R, R]`` in [-1, 1] (on the CPU), and the labels.
 
     Seed ``s`` draws its latent (then, without ``classes``, its class) from
-    ``torch.Generator().manual_seed(s)`` alone, so its image does not depend on the other
-    seeds. Labels cycle through ``classes`` by position when given."""
+    ``torch.Generator().manual_seed(s)`` alone, and its image is computed alone (batch 1;
+    batched convolutions round differently), so it is bit for bit the same whatever the
+    other seeds. Labels cycle through ``classes`` by position when given."""
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed")
     num_classes = int(getattr(G, "num_classes", 0))
-    zs, ys = [], []
-    for seed in seeds:
+    pool = _labels(G, len(seeds), classes, None) if classes else None
+    images, labels = [], []
+    for i, seed in enumerate(seeds):
         g = torch.Generator().manual_seed(seed)
-        zs.append(truncated_normal((1, G.z_dim), truncation, g))
-        if num_classes > 0 and not classes:
-            ys.append(_labels(G, 1, None, g))
-    z = torch.cat(zs)  # [S, z_dim]
-    if classes:
-        y = _labels(G, len(seeds), classes, None)
-    else:
-        y = torch.cat(ys) if ys else _labels(G, len(seeds), None, None)
-    out = []
-    for i in range(0, len(seeds), batch_size):
-        zi = z[i : i + batch_size].to(device)
-        yi = None if y is None else y[i : i + batch_size].to(device)
-        out.append(G(zi, yi).float().cpu())
-    return torch.cat(out).clamp(-1, 1), y
+        z = truncated_normal((1, G.z_dim), truncation, g)  # [1, z_dim]
+        if num_classes == 0:
+            y = None
+        else:
+            y = pool[i : i + 1] if pool is not None else _labels(G, 1, None, g)
+            labels.append(y)
+        images.append(G(z.to(device), None if y is None else y.to(device)).float().cpu())
+    return torch.cat(images).clamp(-1, 1), (torch.cat(labels) if labels else None)
 
 
 @torch.no_grad()
@@ -292,7 +287,7 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     if seeds is not None:
         images, labels = sample_seeds(
-            G, seeds, classes=classes, truncation=truncation, batch_size=batch_size, device=device
+            G, seeds, classes=classes, truncation=truncation, device=device
         )
         names = [f"seed{s:04d}" for s in seeds]
     else:

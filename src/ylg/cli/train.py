@@ -184,7 +184,10 @@ def register(sub) -> None:
         "--device", default="cpu", help="where G runs: cpu, cuda or cuda:N (default cpu)"
     )
     g.add_argument(
-        "--batch-size", type=int, default=64, help="images per forward pass (default 64)"
+        "--batch-size",
+        type=int,
+        default=64,
+        help="images per forward pass with --n (default 64; --seeds: one at a time)",
     )
     g.set_defaults(func=run_generate)
 
