@@ -117,6 +117,15 @@ def test_commands_set_the_threads_while_they_run_and_restore_them(monkeypatch, c
     assert main(["train", "--set", "workers=2", "--out", "unused", "--threads", "3"]) == 0
     assert seen == [2, 1, 3]
     assert "(3 cores available, 1 data workers;" in capsys.readouterr().err
+    # demo: the demo preset's workers; no load average
+    import ylg.cli.demo
+    from ylg.training.config import resolve
+
+    seen = _record_threads(monkeypatch, ylg.cli.demo, "run_demo")
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0), raising=False)
+    assert main(["demo", "--out", "unused"]) == 0
+    assert seen == [max(1, 3 - resolve("demo").workers)]
+    assert not hasattr(ylg.cli.demo, "_free_cores")
 
 
 def test_bad_threads_is_a_one_line_error_before_any_work(monkeypatch, capsys, tmp_path):
