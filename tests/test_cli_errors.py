@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ylg.cli import build_parser, main
+from ylg.threads import without_thread_line
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -32,7 +33,7 @@ def _minimal_argv(name: str, p: argparse.ArgumentParser, out: str) -> list[str]:
 
 
 def _one_line_error(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
+    err = without_thread_line(capsys.readouterr().err).strip()
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1, err
     for needle in needles:
@@ -96,3 +97,44 @@ def test_negative_truncation_is_rejected(tmp_path, capsys):
     assert main(argv) == 2
     _one_line_error(capsys, "--truncation -1")
     assert not (tmp_path / "o").exists()
+
+
+def _leaf_commands() -> dict[str, argparse.ArgumentParser]:
+    """Every runnable command: ``train``, ..., and ``data folder``, ``data cifar10``, ..."""
+    out = {}
+    for name, p in _subcommands().items():
+        kids = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in kids:
+            out.update({f"{name} {k}": c for k, c in action.choices.items()})
+        if not kids:
+            out[name] = p
+    return out
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_every_command_rejects_a_bad_thread_count_naming_it(tmp_path, capsys, bad):
+    leaves = _leaf_commands()
+    assert {"train", "generate", "demo", "data folder", "eval", "invert"} <= set(leaves)
+    for name, p in leaves.items():
+        words = name.split()
+        argv = words[:-1] + _minimal_argv(words[-1], p, str(tmp_path / "new"))
+        argv += [f"--threads={bad}"]
+        assert main(argv) == 2, argv
+        _one_line_error(capsys, f"--threads {bad!r} is not a positive integer")
+        assert not (tmp_path / "new").exists()
+
+
+def test_resume_from_a_missing_or_foreign_file_names_it(tmp_path, capsys):
+    missing = tmp_path / "run" / "ckpt-0000100.pt"
+    assert main(["train", "--resume", str(missing), "--no-progress"]) == 2
+    _one_line_error(capsys, f"--resume {missing}: no such checkpoint file")
+    not_ckpt = tmp_path / "notes.pt"
+    not_ckpt.write_text("hello")
+    assert main(["train", "--resume", str(not_ckpt), "--no-progress"]) == 2
+    _one_line_error(capsys, f"{not_ckpt} is not a readable ylg checkpoint")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    assert main(["train", "--resume", str(tmp_path / "other.pt"), "--no-progress"]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'other.pt'} is not a ylg training checkpoint")
+    assert main(["train", "--resume", "--no-progress"]) == 2
+    _one_line_error(capsys, "--resume needs --out")
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ylg.cli import main
+from ylg.threads import without_thread_line
 
 
 def test_patterns_command_writes_figures_and_report(tmp_path, capsys):
@@ -44,7 +45,7 @@ def test_patterns_command_writes_figures_and_report(tmp_path, capsys):
 
 def test_patterns_user_errors_are_one_line(tmp_path, capsys):
     assert main(["patterns", "--pattern", "diagonal", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_thread_line(capsys.readouterr().err).strip().splitlines()
     assert len(err) == 1 and "diagonal" in err[0] and "ltr" in err[0]
     assert main(["patterns", "--stride", "99", "--out", str(tmp_path)]) == 2
     assert "stride=99" in capsys.readouterr().err

@@ -388,7 +388,6 @@ def test_evaluation_logs_fid_and_keeps_best(tmp_path, monkeypatch):
 def test_demo_leaves_samples_snapshots_curves_and_checkpoint(tmp_path, monkeypatch):
     from ylg.cli import demo
 
-    monkeypatch.setattr(demo, "_free_cores", lambda: None)  # keep the test's one thread
     monkeypatch.setitem(PRESETS, "demo", {**PRESETS["demo"], "sample_every": 2})
     report = demo.run_demo(tmp_path, steps=2, patterns=False, progress=False)
     outputs = ["samples/step-0000002.png", "attention/step-0000002.png", "loss.png",

@@ -15,6 +15,7 @@ from ylg.training.config import PRESETS
 
 
 def register(sub) -> None:
+    from ylg.cli import LazyChoices, attention_variants
     from ylg.cli.train import _add_config_flags
 
     p = sub.add_parser(
@@ -33,7 +34,8 @@ def register(sub) -> None:
         nargs="+",
         default=list(TABLE1),
         metavar="VARIANT",
-        help=f"attention variants (default: Table 1's {' '.join(TABLE1)})",
+        choices=LazyChoices(attention_variants),
+        help=f"attention variants, any of %(choices)s (default: Table 1's {' '.join(TABLE1)})",
     )
     p.add_argument(
         "--seeds", nargs="+", type=int, default=[0, 1], metavar="SEED", help="default: 0 1"
@@ -66,7 +68,14 @@ def register(sub) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_config_flags(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, data_workers=_data_workers)
+
+
+def _data_workers(args) -> int:
+    """DataLoader workers of each run (they run one at a time on the CPU)."""
+    from ylg.training.config import resolve
+
+    return resolve(args.preset, _options(args)).workers
 
 
 def _options(args) -> dict:

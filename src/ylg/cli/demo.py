@@ -25,6 +25,8 @@ RUN_OUTPUTS = (
 
 
 def register(sub) -> None:
+    from ylg.cli import LazyChoices, attention_variants
+
     p = sub.add_parser(
         "demo",
         help="the main job: train the demo preset on the built-in data (minutes on a CPU)",
@@ -34,13 +36,26 @@ def register(sub) -> None:
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: preset)")
-    p.add_argument("--attention", default=None, help="attention variant (default: ylg)")
+    p.add_argument(
+        "--attention",
+        default=None,
+        choices=LazyChoices(attention_variants),
+        metavar="VARIANT",
+        help="attention variant, one of %(choices)s (default: ylg)",
+    )
     p.add_argument(
         "--restart", action="store_true", help="delete a previous demo run in --out first"
     )
     p.add_argument("--no-patterns", action="store_true", help="skip the pattern figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, data_workers=_data_workers)
+
+
+def _data_workers(args) -> int:
+    """DataLoader workers of the demo preset (for the thread rule of :mod:`ylg.threads`)."""
+    from ylg.training.config import resolve
+
+    return resolve("demo").workers
 
 
 def run(args) -> int:
@@ -67,17 +82,6 @@ def run(args) -> int:
     return 0
 
 
-def _free_cores() -> int | None:
-    """Threads for a CPU run: the cores not already busy (1-minute load average), unless
-    OMP_NUM_THREADS is set. Oversubscribed OpenMP threads make CPU training ~10x slower."""
-    import os
-
-    if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, round((cores or 1) - os.getloadavg()[0])))
-
-
 def run_demo(
     out,
     *,
@@ -96,11 +100,6 @@ def run_demo(
 
     out = Path(out)
     lines = []
-    threads = _free_cores()
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     if patterns:
         try:
             from ylg.viz.patterns import render_patterns

@@ -13,7 +13,15 @@ def _grid(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+def _patterns():
+    import ylg.patterns
+
+    return ylg.patterns
+
+
 def register(sub) -> None:
+    from ylg.cli import LazyChoices
+
     p = sub.add_parser(
         "patterns",
         help="render pattern figures (masks, ESA grid, IFG) and print the pattern report",
@@ -22,11 +30,19 @@ def register(sub) -> None:
         "--pattern",
         nargs="+",
         default=["ltr", "rtl", "strided_fi", "fixed", "strided"],
-        help="pattern names (default: all)",
+        choices=LazyChoices(lambda: _patterns().PATTERNS),
+        metavar="PATTERN",
+        help="pattern names, any of %(choices)s (default: all)",
     )
     p.add_argument("--n", type=int, default=9, help="tokens of the 1-D figures (default 9)")
     p.add_argument("--grid", type=_grid, default=(8, 8), help="grid ROWSxCOLS (default 8x8)")
-    p.add_argument("--curve", default="esa", help="raster, esa or hilbert (default esa)")
+    p.add_argument(
+        "--curve",
+        default="esa",
+        choices=LazyChoices(lambda: _patterns().CURVES),
+        metavar="CURVE",
+        help="grid enumeration, one of %(choices)s (default esa)",
+    )
     p.add_argument("--stride", type=int, default=None, help="stride (default isqrt of n)")
     p.add_argument(
         "--pair-flow-max-n", type=int, default=12, help="compute the exact pair flow up to this n"

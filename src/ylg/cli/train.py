@@ -9,22 +9,51 @@ train ...``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 
 from ylg.training.config import PRESETS, TrainConfig
 
+#: the preset ``ylg train`` uses without ``--preset``
+DEFAULT_PRESET = "demo"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def default_help(name: str) -> str:
+    """Where an option's value comes from when it is not given, generated from PRESETS:
+    ``(default: 0.999)`` when no preset sets it, else each preset's value, the default
+    preset first: ``(preset: demo 16, imagenet128 64, cifar32 64, celeba64 64)``."""
+    default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
+    order = [DEFAULT_PRESET, *(p for p in PRESETS if p != DEFAULT_PRESET)]
+    values = {p: PRESETS[p].get(name, default) for p in order}
+    if all(v == default for v in values.values()):
+        return f"(default: {_fmt(default)})"
+    return "(preset: " + ", ".join(f"{p} {_fmt(v)}" for p, v in values.items()) + ")"
+
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    import dataclasses
-
+    from ylg.cli import LazyChoices, attention_variants
     from ylg.training.config import field_types
 
     types_ = field_types()
-    group = p.add_argument_group("training options (override the preset)")
+    choices = {"attention": LazyChoices(attention_variants)}
+    group = p.add_argument_group(
+        "training options (default: the preset's value, listed per preset where they differ)"
+    )
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         tp = types_[f.name]
-        help_ = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+        help_ = f"{f.metadata.get('help', '')} {default_help(f.name)}"
         if tp is bool:
             group.add_argument(
                 flag,
@@ -32,6 +61,16 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
                 help=help_,
+            )
+        elif f.name in choices:
+            group.add_argument(
+                flag,
+                dest=f.name,
+                type=str,
+                default=argparse.SUPPRESS,
+                choices=choices[f.name],
+                metavar=f.name.upper(),
+                help=f"{help_}; one of %(choices)s",
             )
         else:
             group.add_argument(
@@ -51,13 +90,25 @@ def register(sub) -> None:
         description="Train G and D from a preset, with any option overridden. Writes "
         "config.json, stats.jsonl, tensorboard/, samples/, attention/ and latest.pt into --out.",
     )
-    p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (default: demo)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=tuple(PRESETS),
+        metavar="PRESET",
+        help=f"one of %(choices)s (default: {DEFAULT_PRESET})",
+    )
     p.add_argument("--out", default=None, help="run directory (default: runs/<preset>)")
     p.add_argument(
         "--resume",
-        action="store_true",
-        help="continue the run in --out from its latest checkpoint (its saved config, plus "
-        "the options given here)",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue a run from a checkpoint, with its saved options plus the options given "
+        "here. Alone: the run in --out, from its latest checkpoint. With a checkpoint file "
+        "(e.g. runs/x/ckpt-0000500.pt, see --keep-checkpoints): from that step, into the "
+        "file's folder (later stats rows are dropped), or into --out if given. With a run "
+        "folder: its latest checkpoint",
     )
     p.add_argument(
         "--set",
@@ -69,18 +120,35 @@ def register(sub) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(p)
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=run_train, data_workers=_data_workers)
 
     g = sub.add_parser(
         "generate",
         help="images, a grid or an interpolation GIF from a checkpoint",
-        description="Sample a trained generator (EMA weights when the run kept them).",
+        description="Sample a trained generator (EMA weights when the run kept them). "
+        "With --seeds, one image per seed (seed0007.png, ...): the same seed gives the same "
+        "image whatever the other seeds; else --n images from --seed (00000.png, ...).",
     )
     g.add_argument("source", help="run directory (latest checkpoint) or checkpoint file")
-    g.add_argument("--n", type=int, default=16, help="number of images (default 16)")
+    g.add_argument(
+        "--n", type=int, default=None, help="number of images, drawn from --seed (default 16)"
+    )
+    g.add_argument(
+        "--seeds",
+        default=None,
+        metavar="RANGES",
+        help="one image per seed, e.g. 0-63 or 0-7,12,20-23 (instead of --n)",
+    )
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument(
-        "--classes", type=int, nargs="+", default=None, help="class labels to cycle through"
+        "--class",
+        "--classes",
+        dest="classes",
+        nargs="+",
+        default=None,
+        metavar="CLASS",
+        help="classes to cycle through, by name (e.g. star; the checkpoint's class names) or "
+        "number (default: random classes)",
     )
     g.add_argument(
         "--truncation",
@@ -94,21 +162,38 @@ def register(sub) -> None:
         type=int,
         default=0,
         metavar="STEPS",
-        help="also write interpolation.gif with STEPS frames between latents",
+        help="also write interpolation.gif with STEPS frames between latents (from --seed)",
     )
-    g.add_argument("--seed", type=int, default=0, help="seed of latents and labels (default 0)")
+    g.add_argument(
+        "--gif-scale",
+        type=int,
+        default=None,
+        metavar="K",
+        help="enlarge the GIF K times, nearest neighbour (default: the smallest K that makes "
+        "it at least 256 px wide)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the latents and random classes of --n images and of the interpolation "
+        "(default 0)",
+    )
     g.add_argument("--no-ema", action="store_true", help="use the raw (not EMA) generator")
-    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument(
+        "--device", default="cpu", help="where G runs: cpu, cuda or cuda:N (default cpu)"
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="images per forward pass with --n (default 64; --seeds: one at a time)",
+    )
     g.set_defaults(func=run_generate)
 
 
-def config_from_args(args) -> TrainConfig:
-    """Resolve preset (or, on --resume, the run's saved config) plus the given overrides."""
-    import json
-    from pathlib import Path
-
-    from ylg.training.config import field_types, parse_value, resolve
+def _overrides(args) -> dict:
+    from ylg.training.config import field_types, parse_value
 
     overrides = {}
     for name in field_types():
@@ -120,27 +205,24 @@ def config_from_args(args) -> TrainConfig:
         if not sep:
             raise ValueError(f"--set {item!r} is not KEY=VALUE")
         overrides[key.strip().replace("-", "_")] = parse_value(key.strip().replace("-", "_"), value)
-    saved = Path(args.out) / "config.json" if args.out else None
-    if args.resume and saved is not None and saved.is_file():
-        if args.preset is not None:
-            print(
-                f"ylg train: --resume uses the saved {saved}; --preset {args.preset} ignored",
-                file=sys.stderr,
-            )
-        values = {**json.loads(saved.read_text()), **overrides}
-        return TrainConfig.from_dict(values).validate()
-    return resolve(args.preset or "demo", overrides)
+    return overrides
 
 
-def check_resume(args) -> None:
-    """``--resume`` must name a run folder with a checkpoint: a typo is an error, not a new run."""
-    from pathlib import Path
+def resume_plan(args) -> tuple[Path | None, Path | None]:
+    """``(checkpoint file, run folder)`` of ``--resume``: ``(None, None)`` for a new run,
+    ``(None, --out)`` to continue --out from its latest checkpoint, ``(file, folder)`` to
+    continue from a chosen checkpoint file (its own folder, or --out). A missing checkpoint
+    is an error that names the path: a typo must not start a new run."""
+    from ylg.training.checkpoint import find_checkpoint
 
-    if args.resume:
-        from ylg.training.checkpoint import find_checkpoint
-
+    if args.resume is None:
+        return None, None
+    if args.resume is True:
         if args.out is None:
-            raise ValueError("--resume needs --out: the run folder to continue")
+            raise ValueError(
+                "--resume needs --out (the run folder to continue) or a checkpoint: "
+                "--resume runs/x/latest.pt"
+            )
         try:
             find_checkpoint(Path(args.out))
         except FileNotFoundError:
@@ -148,17 +230,82 @@ def check_resume(args) -> None:
                 f"--resume: no checkpoint (latest.pt or ckpt-*.pt) in {args.out}; check the "
                 "folder name, or drop --resume to start a new run"
             ) from None
+        return None, Path(args.out)
+    given = Path(args.resume)
+    if not given.exists():
+        raise FileNotFoundError(
+            f"--resume {given}: no such checkpoint file or run folder; check the name, or "
+            "drop --resume to start a new run"
+        )
+    try:
+        file = find_checkpoint(given)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"--resume {given}: no checkpoint (latest.pt or ckpt-*.pt) in this folder"
+        ) from None
+    out = Path(args.out) if args.out else file.parent
+    if out.resolve() != file.parent.resolve():
+        try:
+            theirs = find_checkpoint(out)
+        except FileNotFoundError:
+            theirs = None
+        if theirs is not None:
+            raise ValueError(
+                f"--out {out} already has a checkpoint ({theirs.name}) of another run; "
+                f"resuming {file} there would mix two runs: choose a new --out"
+            )
+    return file, out
+
+
+def config_from_args(args) -> TrainConfig:
+    """Resolve preset (or, on --resume, the run's saved config) plus the given overrides."""
+    import json
+
+    from ylg.training.config import resolve
+
+    overrides = _overrides(args)
+    if args.resume is None or args.resume is True:  # a new run, or --out's config.json
+        file, out = None, (Path(args.out) if args.resume and args.out else None)
+    else:
+        file, out = resume_plan(args)
+    if file is not None:
+        from ylg.training.checkpoint import load_checkpoint
+
+        saved, where = load_checkpoint(file, mmap=True)["config"], file
+    elif out is not None and (out / "config.json").is_file():
+        saved, where = json.loads((out / "config.json").read_text()), out / "config.json"
+    else:
+        return resolve(args.preset or DEFAULT_PRESET, overrides)
+    if args.preset is not None:
+        print(
+            f"ylg train: --resume uses the options saved in {where}; --preset {args.preset} "
+            "ignored",
+            file=sys.stderr,
+        )
+    return TrainConfig.from_dict({**saved, **overrides}).validate()
+
+
+def _data_workers(args) -> int:
+    """DataLoader workers of the run (for the thread rule); keeps the resolved config."""
+    args.resolved_config = config_from_args(args)
+    return args.resolved_config.workers
 
 
 def run_train(args) -> int:
     from ylg.training import distributed as dist
     from ylg.training.loop import NonFiniteLossError, train
 
-    check_resume(args)
-    config = config_from_args(args)
-    out = args.out or f"runs/{args.preset or 'demo'}"
+    file, resume_out = resume_plan(args)
+    config = getattr(args, "resolved_config", None) or config_from_args(args)
+    out = resume_out or Path(args.out or f"runs/{args.preset or DEFAULT_PRESET}")
     try:
-        result = train(config, out, resume=args.resume, progress=not args.no_progress)
+        result = train(
+            config,
+            out,
+            resume=args.resume is not None,
+            resume_from=file,
+            progress=not args.no_progress,
+        )
     except NonFiniteLossError as err:
         if dist.is_main():
             print(f"ylg train: stopped: {err}", file=sys.stderr)
@@ -172,19 +319,29 @@ def run_train(args) -> int:
 
 
 def run_generate(args) -> int:
-    from ylg.generate import generate
+    from ylg.generate import generate, parse_seeds
 
     if args.truncation < 0:
         raise ValueError(f"--truncation {args.truncation} must be > 0 (or 0 = off)")
+    seeds = None
+    if args.seeds is not None:
+        if args.n is not None:
+            raise ValueError(f"--n {args.n} and --seeds {args.seeds}: give one of them")
+        seeds = parse_seeds(args.seeds)
+    classes = None
+    if args.classes is not None:
+        classes = [int(c) if c.lstrip("-").isdigit() else c for c in args.classes]
 
     paths = generate(
         args.source,
         args.out,
-        n=args.n,
-        classes=args.classes,
+        n=16 if args.n is None else args.n,
+        seeds=seeds,
+        classes=classes,
         truncation=args.truncation if args.truncation > 0 else None,
         grid=args.grid,
         interpolate=args.interpolate,
+        gif_scale=args.gif_scale,
         seed=args.seed,
         use_ema=not args.no_ema,
         device=args.device,

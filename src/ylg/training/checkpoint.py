@@ -80,11 +80,16 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"checkpoint or run directory {path} does not exist")
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint dict from a file or run directory, checking its format."""
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, mmap: bool = False
+) -> dict:
+    """Load a checkpoint dict from a file or run directory, checking its format.
+
+    ``mmap=True`` maps the tensors from the file instead of reading them (fast when only the
+    config or the step is wanted)."""
     file = find_checkpoint(path)
     try:
-        ckpt = torch.load(file, map_location=map_location, weights_only=False)
+        ckpt = torch.load(file, map_location=map_location, weights_only=False, mmap=mmap)
     except Exception as err:  # truncated / not a torch file
         raise ValueError(f"{file} is not a readable ylg checkpoint ({err})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

@@ -143,6 +143,7 @@ def train(
     run_dir: str | os.PathLike,
     *,
     resume: bool = False,
+    resume_from: str | os.PathLike | None = None,
     progress: bool = True,
     dataset=None,
 ) -> TrainResult:
@@ -153,6 +154,9 @@ def train(
         run_dir: run folder: config.json, stats.jsonl, tensorboard/, samples/, attention/,
             latest.pt (and ckpt-<step>.pt, best.pt).
         resume: continue from ``run_dir``'s latest checkpoint if there is one.
+        resume_from: continue from this checkpoint file instead (implies ``resume``), e.g.
+            an older ``ckpt-<step>.pt`` of ``run_dir`` (the run goes on from its step and
+            ``stats.jsonl`` drops the later rows) or of another run (into ``run_dir``).
         progress: show a tqdm progress bar (rank 0).
         dataset: use this dataset instead of ``make_dataset(config.data, ...)``.
 
@@ -190,8 +194,13 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
     dist.barrier()
     existing = None
-    with contextlib.suppress(FileNotFoundError):
-        existing = find_checkpoint(run_dir)
+    if resume_from is not None:
+        resume, existing = True, Path(resume_from)
+        if not existing.is_file():
+            raise FileNotFoundError(f"checkpoint file {existing} does not exist")
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            existing = find_checkpoint(run_dir)
     if existing is not None and not resume:
         raise ValueError(
             f"run directory {run_dir} already has a checkpoint ({existing.name}); pass "
