@@ -291,8 +291,14 @@ def test_print_commands_give_the_same_run_configs(tmp_path, capsys):
         words = shlex.split(line)
         assert words[:5] == ["torchrun", "--standalone", "--nproc-per-node=8", "-m", "ylg"]
         args = build_parser().parse_args(words[5:])
-        assert args.out == str(run.run_dir) and args.resume
+        assert args.out == str(run.run_dir) and args.resume is None  # not started yet
         assert config_from_args(args) == run.config
+    # a run with a checkpoint is continued (`ylg train --resume` refuses a folder without one)
+    started = the_plan.runs[0]
+    started.run_dir.mkdir(parents=True)
+    torch.save({"step": 7}, started.run_dir / "latest.pt")
+    words = shlex.split(commands(the_plan, nproc_per_node=8)[1])
+    assert build_parser().parse_args(words[5:]).resume is True
     # the spec is saved, so that --table-only can report what exists (nothing yet)
     assert main(["ablate", "--out", str(out), "--table-only"]) == 0
     table = {r["variant"]: r for r in read_csv(out / "table.csv")}

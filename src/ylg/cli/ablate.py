@@ -79,20 +79,9 @@ def _data_workers(args) -> int:
 
 
 def _options(args) -> dict:
-    from ylg.training.config import field_types, parse_value
+    from ylg.cli.train import config_overrides
 
-    options = {}
-    for name in field_types():
-        if hasattr(args, name):
-            value = getattr(args, name)
-            options[name] = value if isinstance(value, bool) else parse_value(name, value)
-    for item in args.set_:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} is not KEY=VALUE")
-        key = key.strip().replace("-", "_")
-        options[key] = parse_value(key, value)
-    return options
+    return config_overrides(args)
 
 
 def run(args) -> int:

@@ -192,7 +192,9 @@ def register(sub) -> None:
     g.set_defaults(func=run_generate)
 
 
-def _overrides(args) -> dict:
+def config_overrides(args) -> dict:
+    """The training options given on the command line (the config flags and ``--set
+    KEY=VALUE``), parsed to the config's types; shared by ``ylg train`` and ``ylg ablate``."""
     from ylg.training.config import field_types, parse_value
 
     overrides = {}
@@ -204,7 +206,8 @@ def _overrides(args) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set {item!r} is not KEY=VALUE")
-        overrides[key.strip().replace("-", "_")] = parse_value(key.strip().replace("-", "_"), value)
+        key = key.strip().replace("-", "_")
+        overrides[key] = parse_value(key, value)
     return overrides
 
 
@@ -263,7 +266,7 @@ def config_from_args(args) -> TrainConfig:
 
     from ylg.training.config import resolve
 
-    overrides = _overrides(args)
+    overrides = config_overrides(args)
     if args.resume is None or args.resume is True:  # a new run, or --out's config.json
         file, out = None, (Path(args.out) if args.resume and args.out else None)
     else:

@@ -288,14 +288,16 @@ def _option_args(config: TrainConfig, preset: str) -> list[str]:
 
 
 def train_argv(run: Run, preset: str) -> list[str]:
-    """``ylg train`` arguments (after ``-m ylg``) that continue or start ``run``."""
+    """``ylg train`` arguments (after ``-m ylg``) that continue ``run`` if it has a checkpoint
+    now, else start it (``ylg train --resume`` refuses a folder without a checkpoint)."""
+    resume = ["--resume"] if checkpoint_step(run.run_dir) is not None else []
     return [
         "train",
         "--preset",
         preset,
         "--out",
         str(run.run_dir),
-        "--resume",
+        *resume,
         "--no-progress",
         *_option_args(run.config, preset),
     ]
@@ -303,7 +305,8 @@ def train_argv(run: Run, preset: str) -> list[str]:
 
 def commands(the_plan: Plan, *, nproc_per_node: int = 1) -> list[str]:
     """Shell commands that do the ablation's work on a cluster: first the reference statistics
-    (once), then one ``torchrun`` command per run (each resumes its run if it was started).
+    (once), then one ``torchrun`` command per run (``--resume`` for the runs that have a
+    checkpoint when the commands are printed).
     Run the table with ``ylg ablate ... --table-only`` at the end."""
     config = the_plan.runs[0].config
     data = "builtin" if config.data is None else config.data

@@ -350,8 +350,8 @@ def train(
         """Sample grid of the fixed latents, and attention maps of the first few."""
         if not main:
             return
-        from ylg.viz.grids import make_grid, save_image
         from ylg.inversion.saliency import head_names
+        from ylg.viz.grids import make_grid, save_image
         from ylg.viz.snapshots import attention_snapshot_figure
 
         Gs = G if ema is None else ema.module
