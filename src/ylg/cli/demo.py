@@ -2,8 +2,11 @@
 
 Leaves in ``runs/demo/`` (``--out``): the pattern figures (``patterns/``), sample grids and
 attention snapshots during training (``samples/``, ``attention/``), the loss curves
-(``loss.png``, from ``stats.jsonl``), a final truncated sample grid and interpolation GIF
-(``final/``), TensorBoard logs and the checkpoint (``latest.pt``), and prints where they are.
+(``loss.png``, from ``stats.jsonl``), a final truncated sample grid (one labelled row per
+class) and interpolation GIF (``final/``), TensorBoard logs and the checkpoint
+(``latest.pt``), and prints where they are. It ends with the GAN-test accuracy of the EMA
+generator (:mod:`ylg.metrics.gan_test`, untruncated samples), printed and written to
+``final/gan-test.json``.
 Running it again continues an unfinished demo run; ``--restart`` starts over.
 """
 
