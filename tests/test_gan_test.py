@@ -53,3 +53,16 @@ def test_simple_style_is_deterministic_and_leaves_scenes_unchanged():
     # plain background: the corner pixels of a simple scene are one colour
     img = a.render(1).astype(int)
     assert np.abs(img[0, 0] - img[-1, -1]).max() <= 1
+
+
+def test_simple_shapes_are_nearly_upright():
+    """An axis-aligned square fills its bounding box; tilted by 15 degrees (the most allowed)
+    it fills 1 / (cos 15 + sin 15)^2 = 0.67 of it, by 45 degrees 0.5."""
+    data = ShapesDataset(64, length=50, style="simple")
+    fills = []
+    for i in range(1, 50, 10):  # the squares
+        img = data.render(i).astype(float)
+        shape = np.abs(img - img[0, 0]).max(axis=2) > 60  # [64, 64], away from the background
+        ys, xs = np.nonzero(shape)
+        fills.append(shape.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
+    assert min(fills) > 0.6, fills

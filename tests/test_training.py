@@ -385,22 +385,6 @@ def test_evaluation_logs_fid_and_keeps_best(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "run" / "best.pt")["step"] == best["step"]
 
 
-def test_demo_leaves_samples_snapshots_curves_and_checkpoint(tmp_path, monkeypatch):
-    from ylg.cli import demo
-
-    monkeypatch.setitem(PRESETS, "demo", {**PRESETS["demo"], "sample_every": 2})
-    report = demo.run_demo(tmp_path, steps=2, patterns=False, progress=False)
-    outputs = ["samples/step-0000002.png", "attention/step-0000002.png", "loss.png",
-               "final/grid.png", "final/interpolation.gif", "latest.pt", "stats.jsonl"]  # fmt: skip
-    for name in outputs:
-        assert (tmp_path / name).is_file(), name
-        assert str(tmp_path / name.split("/")[0]) in report
-    assert load_checkpoint(tmp_path)["config"]["attention"] == "ylg"
-    # running it again continues the same run (here: already finished, nothing to do)
-    report = demo.run_demo(tmp_path, steps=2, patterns=False, progress=False)
-    assert "finished at step 2 of 2" in report
-
-
 @pytest.mark.slow  # ~4 min of inductor compilation on 2 CPU cores
 def test_compiled_training_matches_eager(tmp_path):
     train(tiny(steps=3, compile=True), tmp_path / "compiled", progress=False)

@@ -2,8 +2,11 @@
 
 Leaves in ``runs/demo/`` (``--out``): the pattern figures (``patterns/``), sample grids and
 attention snapshots during training (``samples/``, ``attention/``), the loss curves
-(``loss.png``, from ``stats.jsonl``), a final truncated sample grid and interpolation GIF
-(``final/``), TensorBoard logs and the checkpoint (``latest.pt``), and prints where they are.
+(``loss.png``, from ``stats.jsonl``), a final truncated sample grid (one labelled row per
+class) and interpolation GIF (``final/``), TensorBoard logs and the checkpoint
+(``latest.pt``), and prints where they are. It ends with the GAN-test accuracy of the EMA
+generator (:mod:`ylg.metrics.gan_test`, untruncated samples), printed and written to
+``final/gan-test.json``.
 Running it again continues an unfinished demo run; ``--restart`` starts over.
 """
 
@@ -93,7 +96,6 @@ def run_demo(
     """Train (or continue) the demo run in ``out``; return a report of where things are."""
     from pathlib import Path
 
-    from ylg.generate import generate
     from ylg.training.config import resolve
     from ylg.training.loop import train
     from ylg.training.stats import plot_stats
@@ -137,7 +139,7 @@ def run_demo(
     result = train(config, out, resume=resume, progress=progress)
 
     plot_stats(out / "stats.jsonl", out / "loss.png")
-    final = generate(out, out / "final", n=64, grid=True, interpolate=12, truncation=2.0)
+    final, score = _final_outputs(out, config, progress=progress)
     samples = sorted((out / "samples").glob("*.png"))
     snaps = sorted((out / "attention").glob("*.png"))
     status = "finished" if result.stopped == "finished" else "stopped by signal"
@@ -148,9 +150,51 @@ def run_demo(
         f"  attention snapshots {snaps[-1] if snaps else '-'}  ({len(snaps)} snapshots)",
         f"  final samples       {final[0]}",
         f"  interpolation       {final[1]}",
+        *(
+            [f"  GAN-test accuracy   {score.summary()}  ({out / 'final' / 'gan-test.json'})"]
+            if score is not None
+            else []
+        ),
         f"  loss curves         {out / 'loss.png'}  (data: {out / 'stats.jsonl'})",
         f"  checkpoint          {result.checkpoint}",
         f"  tensorboard         tensorboard --logdir {out / 'tensorboard'}",
         f"  more samples        ylg generate {out} --n 64 --grid --out {out / 'more'}",
     ]
     return "\n".join(lines)
+
+
+# Samples per class in the final grid (one row per class) and in the GAN-test.
+GRID_PER_CLASS = 8
+GAN_TEST_PER_CLASS = 50
+
+
+def _final_outputs(out, config, *, progress: bool = True):
+    """The final grid (one labelled row per class), the interpolation GIF and, for a
+    class-conditional run on the built-in shapes, the GAN-test accuracy of the EMA generator
+    on untruncated samples (written to ``final/gan-test.json``). Returns ``(paths, result)``;
+    ``result`` is ``None`` when GAN-test does not apply."""
+    from ylg.generate import generate, sample
+    from ylg.training.checkpoint import load_for_inference
+    from ylg.viz.grids import save_grid
+
+    models = load_for_inference(out)
+    num_classes = int(getattr(models.G, "num_classes", 0))
+    classes = [c for c in range(num_classes) for _ in range(GRID_PER_CLASS)] or None
+    n = len(classes) if classes else 64
+    final = generate(out, out / "final", n=n, classes=classes, grid=True, interpolate=12)
+    if classes:  # the same samples again (same seed and truncation), rows named by class
+        images, _ = sample(models.G, n, classes=classes, truncation=2.0, seed=0)
+        names = models.class_names or [str(c) for c in range(num_classes)]
+        save_grid(images, final[0], nrow=GRID_PER_CLASS, row_labels=list(names))
+    if config.data is not None or not num_classes:
+        return final, None
+    from ylg.metrics.gan_test import default_cache_dir, gan_test_run
+
+    print(
+        f"ylg demo: GAN-test of the EMA generator ({GAN_TEST_PER_CLASS} untruncated samples "
+        f"per class; the classifier is cached in {default_cache_dir()})",
+        file=sys.stderr,
+    )
+    result = gan_test_run(out, n_per_class=GAN_TEST_PER_CLASS, truncation=None, progress=progress)
+    result.save(out / "final" / "gan-test.json")
+    return final, result

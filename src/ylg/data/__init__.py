@@ -57,6 +57,7 @@ def make_dataset(
     *,
     seed: int = 0,
     num_classes: int | None = None,
+    style: str = "scenes",
 ) -> Dataset:
     """The dataset for ``source``, yielding ``(float32 [3, R, R] in [-1, 1], int label)``.
 
@@ -71,6 +72,8 @@ def make_dataset(
         num_classes: optional: the number of classes the model will have. Labels must be below
             it (``ValueError`` before training otherwise), ``0`` ignores labels; for the
             built-in dataset it picks how many shape kinds are classes.
+        style: the built-in dataset's style (``"scenes"`` or ``"simple"``, see
+            :class:`ShapesDataset`); ignored for file sources.
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
@@ -81,7 +84,10 @@ def make_dataset(
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
     if source is None:
         shapes = ShapesDataset(
-            resolution, seed=seed, num_classes=10 if num_classes is None else num_classes
+            resolution,
+            seed=seed,
+            num_classes=10 if num_classes is None else num_classes,
+            style=style,
         )
         shapes.class_names = class_names_of(shapes)
         return shapes

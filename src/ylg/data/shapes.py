@@ -15,8 +15,9 @@ Scenes are rasterised with PIL at ``supersample`` times the resolution and box-d
 which antialiases edges; any resolution works.
 
 ``style="simple"`` (the demo's data, see :data:`STYLES`) draws an easier set: one large shape,
-flat-coloured, centred near the middle, on a plain background, no distractors, shading or
-shadows. A small GAN learns it in minutes on a CPU; the default ``"scenes"`` are unchanged.
+flat-coloured, nearly upright (within :data:`SIMPLE_TILT`), centred near the middle, on a
+plain background, no distractors, shading or shadows. A small GAN learns it in minutes on a
+CPU; the default ``"scenes"`` are unchanged.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ SHAPE_NAMES = (
 
 # "scenes": the full scenes described above; "simple": one flat shape on a plain background.
 STYLES = ("scenes", "simple")
+# The "simple" shapes are upright up to this rotation (radians, either way): 15 degrees.
+SIMPLE_TILT = math.pi / 12
 
 # Polygon outlines in unit coordinates (centre 0, extent about 1), y pointing down.
 _UNIT_POLYGONS: dict[str, np.ndarray] = {}
@@ -122,7 +125,7 @@ def _render_simple(rng: np.random.Generator, kind: str, size: int) -> np.ndarray
     colour = _hsv(rng.uniform(), rng.uniform(0.5, 1.0), rng.uniform(0.8, 1.0))  # bright
     r = rng.uniform(0.3, 0.38)
     cx, cy = rng.uniform(0.45, 0.55, size=2)
-    theta = rng.uniform(0, 2 * math.pi)
+    theta = rng.uniform(-SIMPLE_TILT, SIMPLE_TILT)  # nearly upright: one template per class
     mask = Image.new("L", (size, size), 0)
     _draw_shape(mask, kind, cx * size, cy * size, r * size, theta)
     alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0  # [S, S, 1]

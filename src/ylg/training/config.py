@@ -34,6 +34,13 @@ class TrainConfig:
         default=None,
         metadata={"help": "image folder or .npz; empty = built-in procedural dataset"},
     )
+    shapes_style: str = field(
+        default="scenes",
+        metadata={
+            "help": "style of the built-in dataset (when --data is empty): scenes (shaded "
+            "scenes with distractors) or simple (one flat shape on a plain background)"
+        },
+    )
     conditional: bool = field(
         default=True, metadata={"help": "use the dataset's labels (class-conditional G and D)"}
     )
@@ -121,6 +128,12 @@ class TrainConfig:
             )
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        from ylg.data.shapes import STYLES
+
+        if self.shapes_style not in STYLES:
+            raise ValueError(
+                f"shapes_style={self.shapes_style!r} is not one of {', '.join(STYLES)}"
+            )
         from ylg.models.variants import VARIANTS
 
         if self.attention not in VARIANTS:
@@ -199,6 +212,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The main job: minutes on a 2-core CPU, on the built-in procedural dataset.
     "demo": dict(
         resolution=32,
+        shapes_style="simple",
         g_width=16,
         d_width=16,
         z_dim=64,

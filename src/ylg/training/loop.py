@@ -233,6 +233,7 @@ def train(
             config.resolution,
             seed=config.seed,
             num_classes=None if config.conditional else 0,
+            style=config.shapes_style,
         )
     num_classes = int(getattr(dataset, "num_classes", 0)) if config.conditional else 0
     from ylg.data import class_names_of
@@ -310,9 +311,10 @@ def train(
     D.train()
 
     # -- Fixed latents for sample grids and attention snapshots ---------------------------
-    n_fixed = 64 if config.resolution <= 64 else 16
+    nrow = 8 if config.resolution <= 64 else 4
+    # one row per class up to twice as many rows as columns (the built-in 10 shapes: 10 rows)
+    n_fixed = nrow * (num_classes if nrow < num_classes <= 2 * nrow else nrow)
     fixed_z, _ = latents(config.seed, 0, FIXED, n_fixed, config.z_dim, 0)
-    nrow = int(math.isqrt(n_fixed))
     fixed_y = (
         (torch.arange(n_fixed) // nrow) % num_classes if num_classes > 0 else None
     )  # one class per row
@@ -401,7 +403,8 @@ def train(
             reference = ReferenceStats.load(
                 config.eval_ref, resolution=config.resolution, extractor=inception.extractor_id
             )
-        elif custom_dataset:  # not reproducible from config.data: cache in the run folder
+        elif custom_dataset or (config.data is None and config.shapes_style != "scenes"):
+            # not (only) named by config.data: cache in the run folder
             ref_path = run_dir / "fid-reference.npz"
             if ref_path.exists():
                 reference = ReferenceStats.load(ref_path)
