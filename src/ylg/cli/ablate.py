@@ -58,14 +58,6 @@ def register(sub) -> None:
         action="store_true",
         help="only write the table and curves of the runs in --out as they are (no training)",
     )
-    p.add_argument(
-        "--set",
-        dest="set_",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any training option by name (repeatable)",
-    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_config_flags(p)
     p.set_defaults(func=run, data_workers=_data_workers)

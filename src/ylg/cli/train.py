@@ -42,9 +42,19 @@ def default_help(name: str) -> str:
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per training option (``--g-width``, ...) and ``--set KEY=VALUE``; read back
+    with :func:`config_overrides`."""
     from ylg.cli import LazyChoices, attention_variants
     from ylg.training.config import field_types
 
+    p.add_argument(
+        "--set",
+        dest="set_",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any training option by name (repeatable)",
+    )
     types_ = field_types()
     choices = {"attention": LazyChoices(attention_variants)}
     group = p.add_argument_group(
@@ -109,14 +119,6 @@ def register(sub) -> None:
         "(e.g. runs/x/ckpt-0000500.pt, see --keep-checkpoints): from that step, into the "
         "file's folder (later stats rows are dropped), or into --out if given. With a run "
         "folder: its latest checkpoint",
-    )
-    p.add_argument(
-        "--set",
-        dest="set_",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any training option by name (repeatable)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(p)
