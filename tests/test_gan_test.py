@@ -55,14 +55,23 @@ def test_simple_style_is_deterministic_and_leaves_scenes_unchanged():
     assert np.abs(img[0, 0] - img[-1, -1]).max() <= 1
 
 
-def test_simple_shapes_are_nearly_upright():
-    """An axis-aligned square fills its bounding box; tilted by 15 degrees (the most allowed)
-    it fills 1 / (cos 15 + sin 15)^2 = 0.67 of it, by 45 degrees 0.5."""
-    data = ShapesDataset(64, length=50, style="simple")
-    fills = []
-    for i in range(1, 50, 10):  # the squares
-        img = data.render(i).astype(float)
-        shape = np.abs(img - img[0, 0]).max(axis=2) > 60  # [64, 64], away from the background
-        ys, xs = np.nonzero(shape)
-        fills.append(shape.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
-    assert min(fills) > 0.6, fills
+def test_simple_shapes_have_one_outline_per_class():
+    """Items of a class differ only in colour: the same pixels are shape; classes differ."""
+    data = ShapesDataset(32, length=40, style="simple")
+
+    def outline(i):
+        img = data.render(i).astype(int)
+        return np.abs(img - img[0, 0]).max(axis=2) > 60  # [32, 32]: away from the background
+
+    for c in range(10):
+        first = outline(c)
+        for i in (c + 10, c + 20, c + 30):  # other items of class c, other colours
+            assert not np.array_equal(data.render(i), data.render(c))
+            assert (outline(i) != first).mean() < 0.02  # antialiased edges may differ
+    outlines = [outline(c) for c in range(10)]
+    for a in range(10):
+        for b in range(a + 1, 10):
+            assert (outlines[a] != outlines[b]).mean() > 0.03, (SHAPE_NAMES[a], SHAPE_NAMES[b])
+    # an upright square fills its bounding box (tilted by 15 degrees it would fill 0.67)
+    ys, xs = np.nonzero(outlines[1])
+    assert outlines[1].sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)) > 0.9
