@@ -219,14 +219,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         # Tuned for GAN-test on 2 CPU cores (benchmarks/README.md, "demo"): batch 8 gives
         # twice the steps of batch 16 per second, and learns the classes sooner per image.
         batch_size=8,
-        g_lr=3e-4,
-        d_lr=6e-4,
+        g_lr=4e-4,
+        d_lr=8e-4,
         ema=True,
         ema_decay=0.98,
-        steps=1500,
+        steps=1300,
         workers=0,
         log_every=5,
-        sample_every=100,
+        sample_every=250,
         checkpoint_every=250,
     ),
 }
