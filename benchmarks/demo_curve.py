@@ -26,7 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "demo-curves.jsonl"
 
 def main() -> None:
     from ylg.metrics.gan_test import gan_test_run
-    from ylg.training.config import parse_value, resolve
+    from ylg.training.config import parse_assignments, resolve
     from ylg.training.loop import train
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,12 +36,11 @@ def main() -> None:
     p.add_argument("--json", default=str(RESULTS), help="JSON-lines file to append to")
     args = p.parse_args()
 
-    overrides = {"keep_checkpoints": True, "checkpoint_every": 100}
-    for item in args.options:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"option {item!r} is not option=value")
-        overrides[key] = parse_value(key, value)
+    try:
+        given = parse_assignments(args.options, flag="option")
+    except ValueError as err:
+        p.error(str(err))
+    overrides = {"keep_checkpoints": True, "checkpoint_every": 100, **given}
     config = resolve("demo", overrides)
     out = Path(args.root) / args.name
     shutil.rmtree(out, ignore_errors=True)

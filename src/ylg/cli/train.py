@@ -197,19 +197,14 @@ def register(sub) -> None:
 def config_overrides(args) -> dict:
     """The training options given on the command line (the config flags and ``--set
     KEY=VALUE``), parsed to the config's types; shared by ``ylg train`` and ``ylg ablate``."""
-    from ylg.training.config import field_types, parse_value
+    from ylg.training.config import field_types, parse_assignments, parse_value
 
     overrides = {}
     for name in field_types():
         if hasattr(args, name):
             value = getattr(args, name)
             overrides[name] = value if isinstance(value, bool) else parse_value(name, value)
-    for item in args.set_:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} is not KEY=VALUE")
-        key = key.strip().replace("-", "_")
-        overrides[key] = parse_value(key, value)
+    overrides.update(parse_assignments(args.set_))
     return overrides
 
 

@@ -23,6 +23,7 @@ unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 
@@ -123,14 +124,22 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(rows[i], dtype=np.float32)
 
 
+@functools.lru_cache(maxsize=64)
+def _simple_alpha(kind: str, size: int) -> np.ndarray:
+    """The fixed outline of ``kind`` in the simple style: float ``[S, S, 1]`` in [0, 1]
+    (read-only; drawn once per kind and size, since every item of a class shares it)."""
+    mask = Image.new("L", (size, size), 0)
+    _draw_shape(mask, kind, 0.5 * size, 0.5 * size, SIMPLE_RADIUS * size, 0.0)
+    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    alpha.flags.writeable = False
+    return alpha
+
+
 def _render_simple(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
     """One flat shape, centred and upright, on a plain background: float ``[S, S, 3]``."""
     background = _hsv(rng.uniform(), rng.uniform(0.0, 0.3), rng.uniform(0.1, 0.3))  # dark
     colour = _hsv(rng.uniform(), rng.uniform(0.5, 1.0), rng.uniform(0.8, 1.0))  # bright
-    mask = Image.new("L", (size, size), 0)
-    _draw_shape(mask, kind, 0.5 * size, 0.5 * size, SIMPLE_RADIUS * size, 0.0)
-    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0  # [S, S, 1]
-    return background + alpha * (colour - background)
+    return background + _simple_alpha(kind, size) * (colour - background)
 
 
 def render_scene(

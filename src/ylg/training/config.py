@@ -252,6 +252,19 @@ def resolve(preset: str = "demo", overrides: dict[str, Any] | None = None) -> Tr
     return TrainConfig.from_dict(values).validate()
 
 
+def parse_assignments(items: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``["g_lr=3e-4", "batch-size=8"]`` -> ``{"g_lr": 0.0003, "batch_size": 8}`` (typed by
+    :func:`parse_value`); ``flag`` names the option in the error for an item without ``=``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{flag} {item!r} is not KEY=VALUE")
+        key = key.strip().replace("-", "_")
+        out[key] = parse_value(key, value)
+    return out
+
+
 def parse_value(name: str, text: str) -> Any:
     """Convert the string ``text`` for option ``name`` to the field's type (for --set k=v)."""
     types_ = field_types()
