@@ -168,7 +168,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     device = resolve_device(args.device)
 
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
 
     models = load_for_inference(args.ylg, device=device)
     G, D = models.G, models.D

@@ -48,7 +48,7 @@ def load_models(args, device):
         G = Generator(args.random_model, args.classes, attention=args.attention, width=64)
         D = Discriminator(args.random_model, args.classes, attention=args.attention, width=64)
         return G.to(device).eval(), D.to(device).eval(), f"random {args.random_model}px"
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
 
     ckpt = args.checkpoint
     if ckpt is None:
@@ -59,7 +59,7 @@ def load_models(args, device):
 
 def train_demo(run_dir: str, steps: int) -> Path:
     """A `demo` preset run of ``steps`` steps in ``run_dir`` (reused when already there)."""
-    from ylg.training.checkpoint import find_checkpoint, load_checkpoint
+    from ylg.runtime.checkpoint import find_checkpoint, load_checkpoint
     from ylg.training.config import resolve
     from ylg.training.loop import train
 

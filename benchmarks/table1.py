@@ -30,7 +30,7 @@ PAPER_ORDER = ("ylg", "ylg-strided", "ylg-noesa", "sagan", "sagan8")
 
 def attention_placement(config) -> dict:
     """Where G's and D's attention sit and the sizes of its query and key grids."""
-    from ylg.training.networks import build_models
+    from ylg.models.loading import build_models
 
     G, D = build_models(config, 0)
     out = {}

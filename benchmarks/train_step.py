@@ -25,9 +25,9 @@ def _measure(
 ) -> None:
     import torch
 
+    from ylg.models.loading import build_models
     from ylg.training.config import resolve
     from ylg.training.loss import HingeLoss
-    from ylg.training.networks import build_models
 
     cfg = resolve(preset, {"attention": variant})
     b = batch or cfg.batch_size

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
-    # `ylg` commands run through main() choose their threads (ylg.threads): OMP_NUM_THREADS
+    # `ylg` commands run through main() choose their threads (ylg.runtime.threads): OMP_NUM_THREADS
     # keeps them at one too.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     old = torch.get_num_threads()

@@ -23,7 +23,8 @@ from torch import nn
 from ylg.experiments import ablate, commands, plan
 from ylg.experiments.curves import mean_curve
 from ylg.experiments.table import summarize
-from ylg.training.checkpoint import load_checkpoint, load_for_inference
+from ylg.models.loading import load_for_inference
+from ylg.runtime.checkpoint import load_checkpoint
 from ylg.training.stats import read_stats
 
 loop_module = importlib.import_module("ylg.training.loop")
@@ -334,7 +335,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow  # ~13 s: two fresh Python processes importing torch
 def test_jobs_run_as_separate_train_processes(tmp_path, monkeypatch):
     """The --jobs path (meant for one GPU), here on the CPU: two `ylg train` processes."""
-    from ylg.experiments.ablate import AblationResult, Run, _train_in_processes
+    from ylg.experiments.launch import train_in_processes
+    from ylg.experiments.spec import AblationResult, Run
     from ylg.training.config import resolve
 
     opts = {**OPTIONS, "eval_every": 0, "steps": 2}
@@ -344,7 +346,7 @@ def test_jobs_run_as_separate_train_processes(tmp_path, monkeypatch):
     ]
     result = AblationResult(out=tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    _train_in_processes(runs, result, "demo", jobs=2, poll_s=0.1)
+    train_in_processes(runs, result, "demo", jobs=2, poll_s=0.1)
     assert sorted(result.trained) == sorted(r.name for r in runs) and not result.failed
     for run in runs:
         assert load_checkpoint(run.run_dir)["step"] == 2

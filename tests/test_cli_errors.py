@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ylg.cli import build_parser, main
-from ylg.threads import without_thread_line
+from ylg.runtime.threads import without_thread_line
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:

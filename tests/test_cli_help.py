@@ -12,7 +12,7 @@ from importlib import metadata
 import pytest
 
 from ylg.cli import build_parser, main
-from ylg.threads import without_thread_line
+from ylg.runtime.threads import without_thread_line
 from ylg.training.config import PRESETS, TrainConfig, resolve
 
 

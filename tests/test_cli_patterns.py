@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ylg.cli import main
-from ylg.threads import without_thread_line
+from ylg.runtime.threads import without_thread_line
 
 
 def test_patterns_command_writes_figures_and_report(tmp_path, capsys):

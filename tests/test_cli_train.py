@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ylg.cli import main
-from ylg.threads import without_thread_line
-from ylg.training.checkpoint import load_checkpoint
+from ylg.runtime.checkpoint import load_checkpoint
+from ylg.runtime.threads import without_thread_line
 
 TINY = ["--attention", "sagan", "--g-width", "2", "--d-width", "2", "--z-dim", "16",
         "--batch-size", "4", "--log-every", "1", "--sample-every", "1000",

@@ -68,7 +68,8 @@ def test_row_labels_add_a_margin_and_keep_the_grid():
 
 
 def test_trainer_stores_class_names(tmp_path):
-    from ylg.training.checkpoint import load_checkpoint, load_for_inference
+    from ylg.models.loading import load_for_inference
+    from ylg.runtime.checkpoint import load_checkpoint
     from ylg.training.config import resolve
     from ylg.training.loop import train
 

@@ -49,7 +49,8 @@ def test_run_demo_leaves_its_outputs_and_the_gan_test_of_untruncated_ema_samples
     from ylg.cli import demo
     from ylg.generate import sample
     from ylg.metrics import gan_test as gan_test_module
-    from ylg.training.checkpoint import load_checkpoint, load_for_inference
+    from ylg.models.loading import load_for_inference
+    from ylg.runtime.checkpoint import load_checkpoint
 
     monkeypatch.setitem(PRESETS, "demo", {**PRESETS["demo"], "sample_every": 2})
     monkeypatch.setattr(demo, "GAN_TEST_PER_CLASS", 4)

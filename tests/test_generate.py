@@ -114,7 +114,7 @@ def test_generate_files_grid_and_gif(run_dir, tmp_path):
 
 
 def test_sample_is_deterministic_and_uses_the_classes(run_dir):
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
 
     G = load_for_inference(run_dir).G
     a, ya = sample(G, 4, classes=[2], seed=5)
@@ -179,7 +179,7 @@ def _one_seed_reference(G, seed, truncation=2.0):
 
 @torch.no_grad()
 def test_a_seeds_image_does_not_depend_on_the_other_seeds(run_dir):
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
 
     G = load_for_inference(run_dir).G
     a, ya = sample_seeds(G, [3, 7, 11])
@@ -199,7 +199,7 @@ def test_a_seeds_image_does_not_depend_on_the_other_seeds(run_dir):
 
 def test_generate_seeds_and_class_names(run_dir, tmp_path, capsys):
     from ylg.cli import main
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
 
     names = load_for_inference(run_dir).class_names
     assert names is not None and len(names) == 10
@@ -272,7 +272,7 @@ def test_interpolation_gif_is_enlarged_with_exact_repeats(run_dir, tmp_path):
 
 def test_generate_cli_new_errors(run_dir, tmp_path, capsys):
     from ylg.cli import main
-    from ylg.threads import without_thread_line
+    from ylg.runtime.threads import without_thread_line
 
     out = ["--out", str(tmp_path / "o")]
     cases = [

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from ylg.cli import main
-from ylg.threads import without_thread_line
+from ylg.runtime.threads import without_thread_line
 from ylg.training.config import resolve
 
 
@@ -39,15 +39,16 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def no_attention_ckpt(tmp_path_factory):
     """A checkpoint of models without attention, in the trainer's format."""
-    from ylg.training.checkpoint import FORMAT, atomic_save
-    from ylg.training.networks import build_models
+    from ylg.models.loading import build_models
+    from ylg.runtime.checkpoint import FORMAT
+    from ylg.runtime.files import atomic_torch_save
 
     config = tiny_config("none")
     G, D = build_models(config, 10)
     path = tmp_path_factory.mktemp("none") / "latest.pt"
     ckpt = {"format": FORMAT, "step": 0, "config": config.to_dict(), "num_classes": 10,
             "G": G.state_dict(), "D": D.state_dict(), "G_ema": None}  # fmt: skip
-    atomic_save(ckpt, path)
+    atomic_torch_save(ckpt, path)
     return path
 
 
@@ -94,7 +95,7 @@ def test_invert_writes_every_promised_file(run_dir, images, tmp_path, capsys):
 def test_invert_psnr_in_json_is_that_of_the_saved_latent(run_dir, images, tmp_path):
     from ylg.data import load_image
     from ylg.inversion import psnr
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
 
     out = tmp_path / "out"
     assert main(["invert", str(images / "g.png"), "--checkpoint", str(run_dir), "--out",

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ylg.attention.analysis import head_names, project_saliency, saliency_from_probs
 from ylg.inversion import Objective, invert, saliency_maps
 from ylg.inversion.invert import METHOD_DEFAULTS
 from ylg.inversion.losses import ORIGINAL_HEADS, original_heads
-from ylg.inversion.saliency import head_names, project_saliency, saliency_from_probs
 from ylg.models import Discriminator, Generator
 
 Z_DIM = 8

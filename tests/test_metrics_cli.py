@@ -16,7 +16,7 @@ import ylg.metrics
 from ylg.cli import main
 from ylg.metrics import ReferenceStats, evaluate_generator
 from ylg.metrics.inception import check_uint8_images
-from ylg.threads import without_thread_line
+from ylg.runtime.threads import without_thread_line
 
 
 class TinyInception(nn.Module):
@@ -84,7 +84,7 @@ def test_stats_then_eval_with_ref(run_dir, tmp_path, tiny_inception, capsys):
     )
 
     # The numbers are those of the library call on the same generator.
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
 
     G = load_for_inference(run_dir).G
     want = evaluate_generator(

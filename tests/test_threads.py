@@ -1,4 +1,4 @@
-"""The thread rule of every `ylg` command (ylg.threads): cores minus data workers,
+"""The thread rule of every `ylg` command (ylg.runtime.threads): cores minus data workers,
 OMP_NUM_THREADS, --threads; the line it prints; the same seed and thread count give the same
 weights."""
 
@@ -9,9 +9,9 @@ import os
 import pytest
 import torch
 
-import ylg.threads
+import ylg.runtime.threads
 from ylg.cli import main
-from ylg.threads import LINE, choose_threads, parse_threads, without_thread_line
+from ylg.runtime.threads import LINE, choose_threads, parse_threads, without_thread_line
 
 
 @pytest.mark.parametrize("cores", [1, 2, 3, 8, 64])
@@ -34,12 +34,12 @@ def test_torchrun_processes_share_the_cores(cores, procs, workers, want):
 def test_available_cores_is_the_affinity_mask_else_cpu_count(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    assert ylg.threads.available_cores() == 3
+    assert ylg.runtime.threads.available_cores() == 3
     assert choose_threads(1, environ={}).threads == 2
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
-    assert ylg.threads.available_cores() == 16
+    assert ylg.runtime.threads.available_cores() == 16
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert ylg.threads.available_cores() == 1
+    assert ylg.runtime.threads.available_cores() == 1
 
 
 @pytest.mark.parametrize(("omp", "want", "source"),
@@ -98,7 +98,7 @@ def test_commands_set_the_threads_while_they_run_and_restore_them(monkeypatch, c
     import ylg.cli.train
 
     monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(ylg.threads, "available_cores", lambda: 3)
+    monkeypatch.setattr(ylg.runtime.threads, "available_cores", lambda: 3)
     seen = _record_threads(monkeypatch, ylg.cli.patterns, "render_and_report")
     assert torch.get_num_threads() == 1
     assert main(["patterns", "--out", "unused"]) == 0
@@ -151,7 +151,7 @@ def _tiny_train(out, threads):
 # two threads on our two shared cores take 30 s for what takes 7 s on one: slow
 @pytest.mark.parametrize("threads", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_same_seed_and_threads_give_bit_identical_runs(tmp_path, threads):
-    from ylg.training.checkpoint import load_checkpoint
+    from ylg.runtime.checkpoint import load_checkpoint
 
     for name in ("a", "b"):
         _tiny_train(tmp_path / name, threads=threads)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ylg.models.loading import load_for_inference
+from ylg.runtime.checkpoint import load_checkpoint
 from ylg.training import distributed as dist
-from ylg.training.checkpoint import load_checkpoint, load_for_inference
 from ylg.training.config import PRESETS, TrainConfig, parse_value, resolve
 from ylg.training.loop import NonFiniteLossError, train
 from ylg.training.loss import HingeLoss
@@ -217,7 +218,7 @@ def _params(sd: dict) -> dict:
 def test_ylg_training_steps_change_weights_and_write_outputs(tmp_path):
     cfg = tiny(attention="ylg", g_width=16, d_width=16, steps=2, sample_every=2)
     torch.manual_seed(cfg.seed)
-    from ylg.training.networks import build_models
+    from ylg.models.loading import build_models
 
     G0, D0 = build_models(cfg, 10)
     result = train(cfg, tmp_path, progress=False)

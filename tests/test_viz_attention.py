@@ -135,7 +135,7 @@ def blob_features(centre: tuple[int, int], size: int = 16, strength: float = 6.0
 
 
 def test_different_images_give_clearly_different_maps_on_a_content_dependent_model():
-    from ylg.inversion.saliency import head_names, saliency_from_probs
+    from ylg.attention.analysis import head_names, saliency_from_probs
     from ylg.viz.snapshots import attention_snapshot, relative_saliency
 
     layer = content_attention()

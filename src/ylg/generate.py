@@ -20,6 +20,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ylg.models.loading import load_for_inference
+from ylg.viz.grids import save_gif, save_grid, save_image, to_uint8
+
 #: the interpolation GIF is enlarged (nearest neighbour) to at least this width by default
 GIF_MIN_WIDTH = 256
 
@@ -275,9 +278,6 @@ def generate(
     Returns:
         The written paths.
     """
-    from ylg.training.checkpoint import load_for_inference
-    from ylg.viz.grids import save_gif, save_grid, save_image, to_uint8
-
     if gif_scale is not None and gif_scale < 1:
         raise ValueError(f"gif_scale={gif_scale} must be an integer >= 1")
     models = load_for_inference(source, device=device, use_ema=use_ema)

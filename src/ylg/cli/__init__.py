@@ -9,8 +9,8 @@ User errors (bad values, missing files) are raised by the library as ``ValueErro
 traceback. Anything else is a bug and keeps its traceback.
 
 Every subcommand has ``--threads N``; without it the thread count follows one rule
-(:mod:`ylg.threads`: ``OMP_NUM_THREADS`` if set, else the cores available minus the command's
-DataLoader workers), printed as one line on stderr before the work starts. A subcommand
+(:mod:`ylg.runtime.threads`: ``OMP_NUM_THREADS`` if set, else the cores available minus the
+command's DataLoader workers), printed as one line on stderr before the work starts. A subcommand
 whose workers are not a plain ``--workers`` option sets ``data_workers`` (a function of the
 parsed namespace) with ``set_defaults``.
 """
@@ -136,7 +136,7 @@ def check_common_args(args: argparse.Namespace) -> None:
                 )
     threads = getattr(args, "threads", None)
     if threads is not None:
-        from ylg.threads import parse_threads
+        from ylg.runtime.threads import parse_threads
 
         parse_threads(threads)
 
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     old_threads = None
     try:
         check_common_args(args)
-        from ylg.threads import choose_threads, set_threads
+        from ylg.runtime.threads import choose_threads, set_threads
 
         choice = choose_threads(data_workers(args), threads=getattr(args, "threads", None))
         if _is_main_process():

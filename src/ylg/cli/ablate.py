@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ylg.experiments.ablate import TABLE1
+from ylg.experiments.spec import TABLE1
 from ylg.training.config import PRESETS
 
 
@@ -77,7 +77,7 @@ def _options(args) -> dict:
 
 
 def run(args) -> int:
-    from ylg.experiments.ablate import ablate, commands, plan, report, save_plan
+    from ylg.experiments import ablate, commands, plan, report, save_plan
 
     if args.table_only:
         result = report(args.out)

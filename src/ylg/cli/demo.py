@@ -55,7 +55,7 @@ def register(sub) -> None:
 
 
 def _data_workers(args) -> int:
-    """DataLoader workers of the demo preset (for the thread rule of :mod:`ylg.threads`)."""
+    """DataLoader workers of the demo preset (for the thread rule of :mod:`ylg.runtime.threads`)."""
     from ylg.training.config import resolve
 
     return resolve("demo").workers
@@ -174,7 +174,7 @@ def _final_outputs(out, config, *, progress: bool = True):
     on untruncated samples (written to ``final/gan-test.json``). Returns ``(paths, result)``;
     ``result`` is ``None`` when GAN-test does not apply."""
     from ylg.generate import generate, sample
-    from ylg.training.checkpoint import load_for_inference
+    from ylg.models.loading import load_for_inference
     from ylg.viz.grids import save_grid
 
     models = load_for_inference(out)

@@ -154,7 +154,8 @@ def _format_seconds(seconds: float) -> str:
 
 
 def run_invert(args) -> int:
-    from ylg.inversion.files import invert_images, resolve_device
+    from ylg.inversion.files import invert_images
+    from ylg.runtime.device import resolve_device
 
     compare = args.compare is not None
     ylg_methods = [m for m in METHOD_NAMES if m != "original"]

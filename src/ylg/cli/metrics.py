@@ -28,14 +28,6 @@ def _check_source(value: str | None, flag: str) -> None:
         )
 
 
-def _device(value: str) -> str:
-    if value == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return value
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -142,7 +134,9 @@ def run_stats(args) -> int:
     _check_source(args.data, "data")
     if args.keep_features < 0:
         raise ValueError(f"--keep-features must be >= 0, got {args.keep_features}")
-    device = _device(args.device)
+    from ylg.runtime.device import resolve_device
+
+    device = str(resolve_device(args.device))
     inception = load_inception(args.inception_weights, device=device)
     stats = reference_stats(
         _source(args.data),
@@ -248,10 +242,12 @@ def run_eval(args) -> int:
     from ylg.metrics.weights import no_is_message
 
     metrics, reference = _check_eval_args(args)
-    device = _device(args.device)
+    from ylg.runtime.device import resolve_device
+
+    device = str(resolve_device(args.device))
     loaded = None
     if args.images is None:
-        from ylg.training.checkpoint import load_for_inference
+        from ylg.models.loading import load_for_inference
 
         loaded = load_for_inference(args.checkpoint, device=device, use_ema=not args.no_ema)
         resolution = loaded.G.resolution

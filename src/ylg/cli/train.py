@@ -213,7 +213,7 @@ def resume_plan(args) -> tuple[Path | None, Path | None]:
     ``(None, --out)`` to continue --out from its latest checkpoint, ``(file, folder)`` to
     continue from a chosen checkpoint file (its own folder, or --out). A missing checkpoint
     is an error that names the path: a typo must not start a new run."""
-    from ylg.training.checkpoint import find_checkpoint
+    from ylg.runtime.checkpoint import find_checkpoint
 
     if args.resume is None:
         return None, None
@@ -269,7 +269,7 @@ def config_from_args(args) -> TrainConfig:
     else:
         file, out = resume_plan(args)
     if file is not None:
-        from ylg.training.checkpoint import load_checkpoint
+        from ylg.runtime.checkpoint import load_checkpoint
 
         saved, where = load_checkpoint(file, mmap=True)["config"], file
     elif out is not None and (out / "config.json").is_file():

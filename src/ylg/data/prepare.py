@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ylg.data.images import center_crop_box, to_rgb
+from ylg.runtime.files import atomic_path, atomic_write_text
 
 __all__ = [
     "CROPS",
@@ -246,10 +247,6 @@ def prepare_image(
 # Writers
 
 
-def _temp_path(out: Path) -> Path:
-    return out.with_name(f"{out.name}.partial-{os.getpid()}{out.suffix}")
-
-
 class _NpzWriter:
     def __init__(self, resolution: int) -> None:
         self.images: list[np.ndarray] = []
@@ -373,49 +370,41 @@ def write_dataset(
         "style_names": summary.style_names,
         "resolution": resolution,
     }
-    tmp = _temp_path(out)
     is_zip = out.suffix.lower() == ".zip"
-    writer = _ZipWriter(tmp) if is_zip else _NpzWriter(resolution)
-    try:
-        for item in tqdm(
-            items, total=total, desc=f"writing {out.name}", unit="img", disable=not progress
-        ):
-            try:
-                with item.open() as image:
-                    if image.mode != "RGB":
-                        summary.converted[image.mode] += 1
-                    pixels = prepare_image(
-                        image, resolution, crop=crop, resize=resize, min_size=min_size
-                    )
-            except SkipItem as err:
-                reason = str(err)
-            except (*DECODE_ERRORS, Image.DecompressionBombError) as err:
-                reason = f"unreadable ({type(err).__name__})"
-            else:
-                writer.add(pixels, item.label, item.style)
-                summary.written += 1
-                summary.per_class[item.label] += 1
-                summary.per_style[item.style] += 1
-                summary.per_class_style[item.label, item.style] += 1
-                continue
-            summary.skipped[reason] += 1
-            summary.skipped_examples.setdefault(reason, item.name)
-        if summary.written == 0:
-            reasons = ", ".join(f"{r}: {n}" for r, n in summary.skipped.items()) or "no items"
-            raise ValueError(f"no image could be written to {str(out)!r} ({reasons})")
-        writer.close(tmp, meta)
-        os.replace(tmp, out)
-    except BaseException:
-        if is_zip:
-            writer.abort()
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        writer = _ZipWriter(tmp) if is_zip else _NpzWriter(resolution)
+        try:
+            for item in tqdm(
+                items, total=total, desc=f"writing {out.name}", unit="img", disable=not progress
+            ):
+                try:
+                    with item.open() as image:
+                        if image.mode != "RGB":
+                            summary.converted[image.mode] += 1
+                        pixels = prepare_image(
+                            image, resolution, crop=crop, resize=resize, min_size=min_size
+                        )
+                except SkipItem as err:
+                    reason = str(err)
+                except (*DECODE_ERRORS, Image.DecompressionBombError) as err:
+                    reason = f"unreadable ({type(err).__name__})"
+                else:
+                    writer.add(pixels, item.label, item.style)
+                    summary.written += 1
+                    summary.per_class[item.label] += 1
+                    summary.per_style[item.style] += 1
+                    summary.per_class_style[item.label, item.style] += 1
+                    continue
+                summary.skipped[reason] += 1
+                summary.skipped_examples.setdefault(reason, item.name)
+            if summary.written == 0:
+                reasons = ", ".join(f"{r}: {n}" for r, n in summary.skipped.items()) or "no items"
+                raise ValueError(f"no image could be written to {str(out)!r} ({reasons})")
+            writer.close(tmp, meta)
+        except BaseException:
+            if is_zip:
+                writer.abort()
+            raise
     for name, text in (extra_files or {}).items():
-        _write_text_atomic(out.parent / name, text)
+        atomic_write_text(out.parent / name, text)
     return summary
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -5,45 +5,39 @@ table and its FID curves. See docs/experiments.md.
     ablate("runs/table1", variants=["sagan", "ylg"], seeds=[0, 1], preset="demo",
            options={"steps": 400, "eval_every": 100, "eval_n": 500})
 
-``ablate.py`` imports no torch at import time; the table and curves modules are imported
-lazily.
+- :mod:`~ylg.experiments.spec`: the plan of an ablation (its runs) and the spec saved with it;
+- :mod:`~ylg.experiments.reference`: the FID reference statistics every run shares;
+- :mod:`~ylg.experiments.launch`: running the runs (here, as processes, as torchrun commands);
+- :mod:`~ylg.experiments.ablation`: :func:`ablate` and :func:`report`, which use the three;
+- :mod:`~ylg.experiments.table`, :mod:`~ylg.experiments.curves`: the results.
+
+The names below are loaded on first use, so ``import ylg.experiments`` (and ``ylg --help``)
+imports no torch.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from ylg.experiments.ablate import (
-    TABLE1,
-    AblationResult,
-    Plan,
-    ablate,
-    commands,
-    load_plan,
-    plan,
-    report,
-    save_plan,
-)
+_WHERE = {
+    "TABLE1": "spec",
+    "AblationResult": "spec",
+    "Plan": "spec",
+    "load_plan": "spec",
+    "plan": "spec",
+    "save_plan": "spec",
+    "commands": "launch",
+    "ablate": "ablation",
+    "report": "ablation",
+    "plot_curves": "curves",
+    "summarize": "table",
+    "write_tables": "table",
+}
 
-_LAZY = {"plot_curves": "curves", "summarize": "table", "write_tables": "table"}
-
-__all__ = [
-    "TABLE1",
-    "AblationResult",
-    "Plan",
-    "ablate",
-    "commands",
-    "load_plan",
-    "plan",
-    "plot_curves",
-    "report",
-    "save_plan",
-    "summarize",
-    "write_tables",
-]
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

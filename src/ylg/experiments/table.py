@@ -16,6 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ylg.runtime.files import atomic_write_text
 from ylg.training.stats import read_stats
 
 # (column, header in table.md, scale for table.md, decimals)
@@ -158,13 +159,6 @@ def format_markdown(rows: list[VariantRow], the_plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def _csv_text(header: list[str], body: list[list]) -> str:
     import io
 
@@ -191,7 +185,7 @@ def write_tables(the_plan) -> Path:
         for key, *_ in METRICS:
             line += list(row.stats[key])
         body.append(line)
-    _atomic_text(out / "table.csv", _csv_text(header, body))
+    atomic_write_text(out / "table.csv", _csv_text(header, body))
     run_header = ["run", "variant", "seed", "steps", "step", "finished", "diverged",
                   "best_step", "final_step"] + [k for k, *_ in METRICS]  # fmt: skip
     run_body = [
@@ -209,5 +203,5 @@ def write_tables(the_plan) -> Path:
         + [r.value(k) for k, *_ in METRICS]  # fmt: skip
         for r in runs
     ]
-    _atomic_text(out / "runs.csv", _csv_text(run_header, run_body))
-    return _atomic_text(out / "table.md", format_markdown(rows, the_plan))
+    atomic_write_text(out / "runs.csv", _csv_text(run_header, run_body))
+    return atomic_write_text(out / "table.md", format_markdown(rows, the_plan))

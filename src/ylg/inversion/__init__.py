@@ -9,11 +9,11 @@ normalization=...)`` gives those maps; ``Lookahead`` is the optional optimiser w
 See docs/inversion.md.
 """
 
+from ylg.attention.analysis import project_saliency, saliency_maps
 from ylg.inversion.invert import InversionResult, initial_latents, invert
 from ylg.inversion.lookahead import Lookahead
 from ylg.inversion.losses import METHODS, Objective
 from ylg.inversion.quality import psnr, reconstruction_quality, ssim
-from ylg.inversion.saliency import project_saliency, saliency_maps
 
 __all__ = [
     "METHODS",

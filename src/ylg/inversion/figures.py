@@ -13,7 +13,7 @@ Files, for each network ``n`` in ``g``, ``d`` that has an attention layer::
     OUT/n_queries.png     per query point, each head's attention over the image (Figure 6)
 
 The maps use the ``relative`` normalisation by default (1 = the head attends uniformly within
-its mask; see :mod:`ylg.inversion.saliency`), one colour scale per figure with a colour bar,
+its mask; see :mod:`ylg.attention.analysis`), one colour scale per figure with a colour bar,
 and panels named by head (``0: RTL step 0``, ...).
     OUT/n_masks.png       each head's mask [Nq, Nk]
     OUT/attention.json    what was drawn: sizes, query points and cells, class, sources
@@ -30,9 +30,19 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ylg.inversion.files import resolve_device
-from ylg.inversion.invert import frozen, initial_latents
-from ylg.inversion.saliency import head_names, saliency_from_probs
+from ylg.attention.analysis import NORMALIZATIONS, head_names, saliency_from_probs
+from ylg.data import load_image
+from ylg.inversion.invert import frozen, initial_latents, invert
+from ylg.models.loading import load_for_inference
+from ylg.runtime.device import resolve_device
+from ylg.viz.attention import (
+    head_masks_figure,
+    query_attention_figure,
+    query_cell,
+    saliency_figure,
+    save_figure,
+)
+from ylg.viz.grids import save_image
 
 __all__ = ["attention_figures", "default_queries"]
 
@@ -55,14 +65,6 @@ def _draw(
     normalization: str = "relative",
 ) -> tuple[list[Path], dict]:
     """Saliency, query and mask figures of one attention layer: ``probs [heads, Nq, Nk]``."""
-    from ylg.viz.attention import (
-        head_masks_figure,
-        query_attention_figure,
-        query_cell,
-        saliency_figure,
-        save_figure,
-    )
-
     heads, nq, nk = probs.shape
     gk = math.isqrt(nk)
     masks = layer.masks(grid, grid)  # [heads, Nq, Nk]
@@ -126,18 +128,13 @@ def attention_figures(
     (a seeded random class when ``None`` and G is conditional; with ``image`` it is the class
     of the inversion, searched when ``None``). ``queries``: image pixels ``(row, col)``,
     default :func:`default_queries`. ``normalization`` of the saliency maps: ``relative``
-    (default), ``code`` or ``paper`` (see :mod:`ylg.inversion.saliency`).
+    (default), ``code`` or ``paper`` (see :mod:`ylg.attention.analysis`).
 
     Raises:
         ValueError: neither or both of ``image`` / ``seed``, no attention layer in the
             checkpoint, class or query point out of range, unreadable image.
         FileNotFoundError: missing checkpoint or image.
     """
-    from ylg.data import load_image
-    from ylg.inversion.saliency import NORMALIZATIONS
-    from ylg.training.checkpoint import load_for_inference
-    from ylg.viz.grids import save_image
-
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             f"normalization={normalization!r} is not known; valid: {', '.join(NORMALIZATIONS)}"
@@ -199,8 +196,6 @@ def attention_figures(
             d_grid = features.shape[-1]
 
     if image is not None and invert_steps > 0 and G.attention is not None:
-        from ylg.inversion.invert import invert
-
         method = invert_method or ("saliency-heads" if D.attention is not None else "pixel")
         result = invert(G, D, x, y, method=method, steps=invert_steps, restarts=4, progress=True)
         y = None if result.labels is None else result.labels.to(dev)

@@ -24,24 +24,17 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ylg.attention.analysis import head_names, saliency_maps
+from ylg.data import load_image
 from ylg.inversion.invert import InversionResult, invert
-from ylg.inversion.losses import METHODS, check_method
+from ylg.inversion.losses import METHODS, check_method, original_heads
 from ylg.inversion.quality import reconstruction_quality
+from ylg.models.loading import load_for_inference
+from ylg.runtime.device import resolve_device
+from ylg.viz.attention import saliency_figure, save_figure
+from ylg.viz.grids import make_grid, save_image
 
-__all__ = ["check_methods_usable", "invert_images", "resolve_device"]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; other values as given (checked)."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device {device!r} is not a torch device ({err})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use cpu")
-    return dev
+__all__ = ["check_methods_usable", "invert_images"]
 
 
 def check_methods_usable(methods: Sequence[str], D: nn.Module) -> None:
@@ -55,8 +48,6 @@ def check_methods_usable(methods: Sequence[str], D: nn.Module) -> None:
                 f"{getattr(D, 'attention_variant', 'none')!r}); use 'pixel' or 'features'"
             )
         if method == "original":
-            from ylg.inversion.losses import original_heads
-
             original_heads(D.attention)  # raises when D has no RTL head
 
 
@@ -132,8 +123,6 @@ def _write_one(
     i: int,
     record: dict,
 ) -> dict:
-    from ylg.viz.grids import make_grid, save_image
-
     recon = result.reconstructions[i]
     quality = reconstruction_quality(target, recon)
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,9 +160,6 @@ def _write_one(
 
 def _attention_figures(D: nn.Module, targets: Tensor, folders: Sequence[Path]) -> None:
     """``folder/attention.png``: D's attention on each target, ``relative`` maps per head."""
-    from ylg.inversion.saliency import head_names, saliency_maps
-    from ylg.viz.attention import saliency_figure, save_figure
-
     maps = saliency_maps(D, targets, normalization="relative").cpu()  # [B, heads, hk, wk]
     names = head_names(D.attention, maps.shape[1])
     for target, sal, folder in zip(targets.cpu(), maps, folders):
@@ -219,10 +205,6 @@ def invert_images(
         ValueError: unreadable image, class out of range, unknown method, or a saliency
             method with a checkpoint without attention.
     """
-    from ylg.data import load_image
-    from ylg.training.checkpoint import load_for_inference
-    from ylg.viz.grids import save_image
-
     methods = list(methods)
     if not methods:
         raise ValueError("methods must name at least one inversion method")

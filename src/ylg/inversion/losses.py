@@ -2,7 +2,7 @@
 
 Notation: ``x`` the target images, ``G(z)`` the reconstructions, ``f = D0`` the
 discriminator up to (not including) its attention layer, ``S_h`` head ``h``'s saliency map of
-the *target* (:func:`ylg.inversion.saliency_maps`) projected by nearest neighbour to ``f``'s
+the *target* (:func:`ylg.attention.analysis_maps`) projected by nearest neighbour to ``f``'s
 spatial size and rescaled to spatial mean 1, ``S'`` the mean over heads. Every loss is per
 sample (shape ``[N]``) and a mean over channels and positions, so that a uniform saliency
 reproduces the ``features`` loss exactly (and ``saliency-heads`` gives ``heads`` times it):
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ylg.inversion.saliency import (
+from ylg.attention.analysis import (
     attention_masks,
     attention_probs,
     project_saliency,
@@ -171,7 +171,7 @@ class Objective:
         """Target features and weights of ``method``.
 
         Args:
-            normalization: of the saliency maps (:mod:`ylg.inversion.saliency`); default
+            normalization: of the saliency maps (:mod:`ylg.attention.analysis`); default
                 ``code`` for ``original``, ``paper`` for the others.
             heads: heads whose maps are used; default :func:`original_heads` (the RTL
                 heads: 0-3 of the ``ylg`` layout) for ``original``, all for the others.

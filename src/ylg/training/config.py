@@ -128,6 +128,7 @@ class TrainConfig:
             )
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        # imported here: `ylg --help` reads the presets and must not import torch
         from ylg.data.shapes import STYLES
 
         if self.shapes_style not in STYLES:

@@ -12,6 +12,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from ylg.runtime.device import resolve_device
+
 
 def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -25,7 +27,7 @@ def init(device: str = "auto") -> torch.device:
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device("auto").type
     if device == "cuda":
         device = f"cuda:{local_rank}"
     dev = torch.device(device)

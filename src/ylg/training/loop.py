@@ -22,21 +22,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ylg import metrics  # module attributes, so tests can swap in a tiny Inception
+from ylg.attention.analysis import head_names
+from ylg.data import class_names_of, make_dataset
+from ylg.metrics.evaluate import default_metrics
+from ylg.models.loading import build_models
+from ylg.runtime.checkpoint import BEST, LATEST, find_checkpoint, load_checkpoint
+from ylg.runtime.files import atomic_path, atomic_torch_save
 from ylg.training import distributed as dist
-from ylg.training.checkpoint import (
-    BEST,
-    LATEST,
-    atomic_save,
-    find_checkpoint,
-    load_checkpoint,
-    rng_state,
-    set_rng_state,
-)
 from ylg.training.config import TrainConfig
 from ylg.training.loss import HingeLoss
-from ylg.training.networks import build_models
+from ylg.training.rng import rng_state, set_rng_state
 from ylg.training.sampler import GlobalBatchSampler, chunk, latents
 from ylg.training.stats import StatsWriter, peak_memory_mb, reset_peak_memory, truncate_stats
+from ylg.viz.grids import make_grid, save_image
+from ylg.viz.snapshots import attention_snapshot_figure
 
 # Fields that define the networks; a resumed run must not change them.
 ARCHITECTURE_FIELDS = ("resolution", "attention", "g_width", "d_width", "z_dim", "conditional")
@@ -226,8 +226,6 @@ def train(
     # -- Data ------------------------------------------------------------------------------
     custom_dataset = dataset is not None
     if dataset is None:
-        from ylg.data import make_dataset
-
         dataset = make_dataset(
             config.data,
             config.resolution,
@@ -236,8 +234,6 @@ def train(
             style=config.shapes_style,
         )
     num_classes = int(getattr(dataset, "num_classes", 0)) if config.conditional else 0
-    from ylg.data import class_names_of
-
     class_names = class_names_of(dataset) if num_classes > 0 else None
     if main:  # beside config.json: the names of the labels, for grids and `generate --class`
         (run_dir / "classes.json").write_text(
@@ -340,11 +336,10 @@ def train(
             "rng": rng_state(),
             "extra": dict(extra, time=extra["time"] + (time.time() - t_start)),
         }
-        path = atomic_save(ckpt_out, run_dir / path_name)
+        path = atomic_torch_save(ckpt_out, run_dir / path_name)
         if config.keep_checkpoints and path_name == LATEST:
-            tmp = run_dir / f".ckpt-{step:07d}.pt.tmp"
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, run_dir / f"ckpt-{step:07d}.pt")
+            with atomic_path(run_dir / f"ckpt-{step:07d}.pt") as tmp:
+                shutil.copyfile(path, tmp)
         return path
 
     @torch.no_grad()
@@ -352,10 +347,6 @@ def train(
         """Sample grid of the fixed latents, and attention maps of the first few."""
         if not main:
             return
-        from ylg.inversion.saliency import head_names
-        from ylg.viz.grids import make_grid, save_image
-        from ylg.viz.snapshots import attention_snapshot_figure
-
         Gs = G if ema is None else ema.module
         was_training = Gs.training
         Gs.eval()  # BN running statistics: the same image for the same latent
@@ -386,35 +377,26 @@ def train(
 
     def evaluate(step: int) -> dict[str, float]:
         """FID / IS / KID of the (EMA) generator; best.pt kept by FID. Rank 0 only."""
-        from ylg.metrics import (
-            ReferenceStats,
-            compute_reference_stats,
-            evaluate_generator,
-            load_inception,
-            reference_stats,
-        )
-        from ylg.metrics.evaluate import default_metrics  # no IS with fid-helper's weights
-
         if not inception_box:
-            inception_box.append(load_inception(device=device, progress=False))
+            inception_box.append(metrics.load_inception(device=device, progress=False))
         inception = inception_box[0]
         n_ref = min(len(dataset), config.eval_ref_n)
         if config.eval_ref:  # given (e.g. one file shared by every run of an ablation)
-            reference = ReferenceStats.load(
+            reference = metrics.ReferenceStats.load(
                 config.eval_ref, resolution=config.resolution, extractor=inception.extractor_id
             )
         elif custom_dataset or (config.data is None and config.shapes_style != "scenes"):
             # not (only) named by config.data: cache in the run folder
             ref_path = run_dir / "fid-reference.npz"
             if ref_path.exists():
-                reference = ReferenceStats.load(ref_path)
+                reference = metrics.ReferenceStats.load(ref_path)
             else:
-                reference = compute_reference_stats(
+                reference = metrics.compute_reference_stats(
                     dataset, n=n_ref, device=device, inception=inception, progress=False
                 )
                 reference.save(ref_path)
         else:  # shared disk cache keyed by data source, resolution, n and Inception weights
-            reference = reference_stats(
+            reference = metrics.reference_stats(
                 config.data,
                 config.resolution,
                 n=n_ref,
@@ -423,7 +405,7 @@ def train(
                 progress=False,
             )
         Gs = G if ema is None else ema.module
-        result = evaluate_generator(
+        result = metrics.evaluate_generator(
             Gs,
             n=config.eval_n,
             reference=reference,

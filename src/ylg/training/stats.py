@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from ylg.runtime.files import atomic_write_text
+
 
 def read_stats(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All rows of a ``stats.jsonl`` (missing file: empty list)."""
@@ -30,11 +32,7 @@ def truncate_stats(path: str | os.PathLike, step: int) -> None:
     """Drop rows after ``step`` (a resumed run re-logs the steps it repeats)."""
     path = Path(path)
     rows = [r for r in read_stats(path) if r.get("step", 0) <= step]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 class StatsWriter:

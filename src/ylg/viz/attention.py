@@ -7,7 +7,7 @@ of it when it pools).
 
 - :func:`saliency_figure`: the image, then per head its saliency map over the image (the
   paper's Figures 5 / 8); which normalisation is up to the caller
-  (:func:`ylg.inversion.saliency.saliency_from_probs`); ``ylg attention``, the inversion
+  (:func:`ylg.attention.analysis.saliency_from_probs`); ``ylg attention``, the inversion
   outputs and the trainer's snapshots use ``relative`` (1 = the head attends uniformly
   within its mask), so a map shows the model, not the mask;
 - :func:`query_attention_figure`: for chosen query points, each head's attention over the
@@ -17,7 +17,7 @@ of it when it pools).
 
 Heat maps are drawn on one colour scale shared by all panels of a figure (0 to the largest
 value unless ``vmax`` is given), with a colour bar, and panels are titled with the head's
-name (``0: RTL step 0``, see :func:`ylg.inversion.saliency.head_names`) when given.
+name (``0: RTL step 0``, see :func:`ylg.attention.analysis.head_names`) when given.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def saliency_figure(
 
     Args:
         image: ``[3, R, R]`` in [-1, 1].
-        saliency: ``[heads, hk, wk]`` (e.g. :func:`ylg.inversion.saliency_maps` of one image),
+        saliency: ``[heads, hk, wk]`` (e.g. :func:`ylg.attention.analysis_maps` of one image),
             or a stack of layers ``[L, heads, hk, wk]`` drawn as ``L`` rows (``labels`` names
             the rows).
         head_names: panel titles (default ``head h``).

@@ -11,6 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from ylg.ifg import min_pair_flow, missing_paths
+from ylg.patterns import PATTERNS, enumerate_grid, grid_masks, two_step
+
 _MASK_CMAP = ListedColormap(["#f4f4f4", "#2b6cb0"])
 
 
@@ -129,8 +132,6 @@ def _one_path(masks: torch.Tensor, source: int, sink: int) -> list[int] | None:
 
 def pattern_report(name: str, masks: torch.Tensor, pair_flow_max_n: int = 12) -> dict:
     """Allowed positions, density, Full Information (with one missing path) and pair flow."""
-    from ylg.ifg import min_pair_flow, missing_paths
-
     steps, n, _ = masks.shape
     allowed = int(masks.sum())
     missing = missing_paths(masks)  # one reachability computation gives both answers
@@ -178,8 +179,6 @@ def render_patterns(
     masks on the ``grid`` for three query cells; once: the curve's enumeration of the grid
     (like Figure 3). Report rows cover both the 1-D and the grid version.
     """
-    from ylg.patterns import PATTERNS, enumerate_grid, grid_masks, two_step
-
     unknown = [name for name in names if name not in PATTERNS]
     if unknown:
         raise ValueError(f"unknown pattern names={unknown}; valid names: {', '.join(PATTERNS)}")

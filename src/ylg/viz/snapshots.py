@@ -27,6 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ylg.attention.analysis import saliency_from_probs
+from ylg.viz.attention import (
+    _colorbar,
+    _image_hwc,
+    _new_figure,
+    _overlay,
+    _titles,
+    _upsample,
+    figure_to_uint8,
+)
 from ylg.viz.grids import make_grid, save_image, to_uint8
 
 #: top of the fixed colour scale of the snapshots (1 = uniform within the mask)
@@ -35,10 +45,8 @@ SNAPSHOT_VMAX = 3.0
 
 def relative_saliency(probs: Tensor, masks: Tensor | None = None) -> Tensor:
     """``[B, heads, Nq, Nk]`` -> ``[B, heads, k, k]``: the ``relative`` normalisation of
-    :func:`ylg.inversion.saliency.saliency_from_probs` (1 = uniform within the mask) on the
+    :func:`ylg.attention.analysis.saliency_from_probs` (1 = uniform within the mask) on the
     square key grid; ``masks [heads, Nq, Nk]`` default to the non-zero pattern of ``probs``."""
-    from ylg.inversion.saliency import saliency_from_probs
-
     if probs.dim() != 4:
         raise ValueError(f"probs must be [B, heads, Nq, Nk], got {tuple(probs.shape)}")
     k = math.isqrt(probs.shape[-1])
@@ -118,18 +126,8 @@ def attention_snapshot_figure(
     title: str | None = None,
 ) -> Tensor:
     """The snapshot as a figure: per sample a row (image | one overlay per head), panels
-    titled with the head names (``0: RTL step 0``, ...; :func:`ylg.inversion.saliency.head_names`),
+    titled with the head names (``0: RTL step 0``, ...; :func:`ylg.attention.analysis.head_names`),
     one colour bar (``[0, vmax]``, 1 = uniform within the mask). Returns uint8 ``[3, H, W]``."""
-    from ylg.viz.attention import (
-        _colorbar,
-        _image_hwc,
-        _new_figure,
-        _overlay,
-        _titles,
-        _upsample,
-        figure_to_uint8,
-    )
-
     maps = relative_saliency(probs, masks).cpu()  # [B, heads, k, k]
     b, heads = maps.shape[:2]
     titles = _titles(heads, head_names)

@@ -11,13 +11,14 @@ Downloads (CIFAR-10, the emoji npm tarballs) are kept in :func:`default_cache_di
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ylg.runtime.cache import cache_dir
 
 __all__ = ["default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
-    """``$YLG_CACHE_DIR`` if set, else ``~/.cache/ylg``."""
-    env = os.environ.get("YLG_CACHE_DIR")
-    return Path(env).expanduser() if env else Path("~/.cache/ylg").expanduser()
+    """The cache folder (:func:`ylg.runtime.cache.cache_dir`): ``$YLG_CACHE``, else
+    ``$XDG_CACHE_HOME/ylg``, else ``~/.cache/ylg``."""
+    return cache_dir()

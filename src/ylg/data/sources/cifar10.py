@@ -15,7 +15,6 @@ summary says so).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -30,6 +29,7 @@ from PIL import Image
 
 from ylg.data.prepare import Item, Source
 from ylg.data.sources import default_cache_dir
+from ylg.runtime.files import atomic_path, file_digest
 
 __all__ = ["MD5", "SPLITS", "URL", "cifar10_source", "download_cifar10", "read_cifar10"]
 
@@ -74,14 +74,6 @@ def _load_batch(data: bytes, name: str) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_cifar10(cache_dir: str | os.PathLike, progress: bool = True) -> Path:
     """The official tarball in ``CACHE/cifar10/``, downloaded from :data:`URL` if missing.
 
@@ -96,8 +88,7 @@ def download_cifar10(cache_dir: str | os.PathLike, progress: bool = True) -> Pat
     path = folder / "cifar-10-python.tar.gz"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             with urllib.request.urlopen(URL, timeout=60) as response, open(tmp, "wb") as f:
                 size = int(response.headers.get("Content-Length", 0)) or None
                 with tqdm(
@@ -106,13 +97,10 @@ def download_cifar10(cache_dir: str | os.PathLike, progress: bool = True) -> Pat
                     for block in iter(lambda: response.read(1 << 20), b""):
                         f.write(block)
                         bar.update(len(block))
-            digest = _md5(tmp)
+            digest = file_digest(tmp, "md5")
             if digest != MD5:
                 raise ValueError(f"downloaded {URL} has MD5 {digest}, expected {MD5}")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    digest = _md5(path)
+    digest = file_digest(path, "md5")
     if digest != MD5:
         raise ValueError(f"{path} has MD5 {digest}, expected {MD5} (delete it to download again)")
     return path
@@ -183,7 +171,7 @@ def cifar10_source(
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if archive is None:
         archive = download_cifar10(cache_dir or default_cache_dir(), progress=progress)
-    elif Path(archive).exists() and _md5(Path(archive)) != MD5:
+    elif Path(archive).exists() and file_digest(archive, "md5") != MD5:
         warnings.warn(
             f"{archive} is not the official CIFAR-10 tarball (MD5 differs from {MD5}); "
             "reading it anyway",

@@ -31,7 +31,6 @@ native size that style is refused (no upscaling): at 128 px only ``fluent`` and 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -47,6 +46,7 @@ from PIL import Image
 
 from ylg.data.prepare import Item, SkipItem, Source
 from ylg.data.sources import default_cache_dir
+from ylg.runtime.files import file_digest
 
 __all__ = [
     "CATEGORIES",
@@ -152,14 +152,6 @@ def _tarball_name(pkg: Package) -> str:
     return f"{pkg.name.lstrip('@').replace('/', '-')}-{pkg.version}.tgz"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_package(style: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """The npm tarball of ``style``'s package in ``CACHE/npm/``, fetched with ``npm pack``.
 
@@ -191,7 +183,7 @@ def fetch_package(style: str, cache_dir: str | os.PathLike | None = None) -> Pat
         )
         if result.returncode != 0 or not path.exists():
             raise ValueError(f"npm pack {spec} failed: {result.stderr.strip()[-500:]}")
-    digest = _sha256(path)
+    digest = file_digest(path)
     if digest != pkg.sha256:
         raise ValueError(
             f"{path} has SHA-256 {digest}, expected {pkg.sha256} for {pkg.name}@{pkg.version} "

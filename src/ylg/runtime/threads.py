@@ -15,7 +15,7 @@ momentary load:
 
 The same seed with the same thread count gives bit-identical results on the CPU.
 
-    from ylg.threads import choose_threads, set_threads
+    from ylg.runtime.threads import choose_threads, set_threads
     choice = choose_threads(workers=2)
     set_threads(choice.threads)
     print(choice.describe("train"))
