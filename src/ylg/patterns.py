@@ -19,7 +19,10 @@ Patterns (``s`` is the stride, ``isqrt(n)`` by default; a *block* is ``[b*s, (b+
   ``n == s*s``) ``n-1`` is already a summary cell and the masks are exactly the original code's.
 - ``rtl``: the mirror image: step 0 its own block, ``k >= q``; step 1 every block's first cell
   (``k % s == 0``) and itself. Every block, the partial one included, starts at a multiple of
-  ``s``, so it has Full Information for every ``n``.
+  ``s``, so it has Full Information for every ``n``. The original's ``RightRepetitiveMask``
+  lists the first cells of the complete blocks only (it shifts ``k % s == s-1`` back by
+  ``s-1``), so for ``n % s != 0`` it lacks the partial block's first cell and Full
+  Information; for ``n % s == 0`` the two are the same (docs/patterns.md).
 - ``strided_fi`` (the pattern of "YLG - Strided"): the strided pattern made non-causal:
   step 0 the window ``|q-k| < s``; step 1 every key of the same residue, ``(q-k) % s == 0``.
   The window holds at least ``s`` consecutive cells, one of every residue, so every input
