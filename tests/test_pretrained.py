@@ -1,0 +1,90 @@
+"""Pretrained models shipped in the package (ylg.models.pretrained): export, load, generate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ylg.models.loading import build_models, load_for_inference
+from ylg.models.pretrained import PRETRAINED, export_pretrained, load_pretrained
+from ylg.runtime.checkpoint import FORMAT
+from ylg.runtime.files import atomic_torch_save
+
+CONFIG = {"resolution": 32, "attention": "ylg", "g_width": 16, "d_width": 16, "z_dim": 16}
+
+
+def _checkpoint(path, with_ema=True):
+    torch.manual_seed(0)
+    G, D = build_models(CONFIG, 3)
+    torch.manual_seed(1)
+    G_ema, _ = build_models(CONFIG, 3)
+    ckpt = {
+        "format": FORMAT,
+        "step": 7,
+        "config": {**CONFIG, "batch_size": 4},
+        "num_classes": 3,
+        "class_names": ["a", "b", "c"],
+        "G": G.state_dict(),
+        "D": D.state_dict(),
+        "G_ema": G_ema.state_dict() if with_ema else None,
+    }
+    return atomic_torch_save(ckpt, path)
+
+
+def _samples(G, n=4):
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(n, G.z_dim, generator=g)
+    y = torch.arange(n) % 3
+    with torch.no_grad():
+        return G(z, y)
+
+
+def test_export_then_load_gives_the_checkpoints_models(tmp_path):
+    ckpt = _checkpoint(tmp_path / "latest.pt")
+    meta = export_pretrained(ckpt, "tiny", tmp_path / "w")
+    info = json.loads(meta.read_text())
+    assert info["step"] == 7 and info["used_ema"] and info["class_names"] == ["a", "b", "c"]
+    assert info["config"] == CONFIG  # only the options that shape the models
+    loaded = load_pretrained("tiny", folder=tmp_path / "w")
+    ref = load_for_inference(ckpt)  # EMA weights, as the export
+    assert loaded.used_ema and loaded.step == 7 and loaded.class_names == ["a", "b", "c"]
+    assert torch.equal(_samples(loaded.G), _samples(ref.G))
+    x = _samples(ref.G)
+    y = torch.arange(4) % 3
+    with torch.no_grad():
+        assert torch.equal(loaded.D(x, y), ref.D(x, y))
+    assert not loaded.G.training and not loaded.D.training
+    names = sorted(p.name for p in (tmp_path / "w").iterdir())
+    assert names == ["tiny-D.safetensors", "tiny-G.safetensors", "tiny.json"]
+
+
+def test_a_damaged_weight_file_is_refused(tmp_path):
+    export_pretrained(_checkpoint(tmp_path / "c.pt"), "tiny", tmp_path / "w")
+    g = tmp_path / "w" / "tiny-G.safetensors"
+    g.write_bytes(g.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match="tiny-G.safetensors has SHA-256 .* expected"):
+        load_pretrained("tiny", folder=tmp_path / "w")
+
+
+def test_an_unknown_name_lists_the_valid_ones(tmp_path):
+    export_pretrained(_checkpoint(tmp_path / "c.pt"), "tiny", tmp_path / "w")
+    with pytest.raises(ValueError, match="unknown pretrained model 'huge'; valid: tiny"):
+        load_pretrained("huge", folder=tmp_path / "w")
+
+
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_each_shipped_model_loads_and_generates(name):
+    m = load_pretrained(name)
+    n = 2 * max(1, m.G.num_classes) if hasattr(m.G, "num_classes") else 4
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(n, m.G.z_dim, generator=g)
+    y = torch.arange(n) % max(1, len(m.class_names or [0]))
+    with torch.no_grad():
+        x = m.G(z, y)
+        score = m.D(x, y)
+    r = m.config["resolution"]
+    assert x.shape == (n, 3, r, r) and torch.isfinite(x).all() and x.abs().max() <= 1
+    assert x.std() > 0.05  # not a constant image
+    assert score.shape[0] == n and torch.isfinite(score).all()
