@@ -1,0 +1,343 @@
+"""Inversion on held-out emoji with *trained* models: does D's attention help, with power?
+
+The YLG paper (Sec. 6) claims that inverting G through the discriminator's attention-weighted
+features recovers real images better than the pixel loss. ``benchmarks/inversion.py`` tested
+it on models trained for 141 steps, whose attention was untrained, so it could not test the
+claim. This benchmark runs on the trained emoji models (``emoji32-ylg``, ``emoji32-sagan``)
+and first checks that the test *can* say something:
+
+**Preconditions** (recorded in the JSON; the run refuses when the last one fails unless
+``--force``, and then flags it): D's attention ``gamma``; the range of its ``relative`` maps
+on the targets; the median correlation across targets of the ``code`` saliency maps (heads
+the ``original`` objective uses). Above 0.9 the maps barely depend on the image, and no
+attention arm can differ from its ``uniform`` / ``shuffled`` controls.
+
+**Arms** (same targets, latents, steps, restarts, optimiser; each keeps, per target, the
+restart with the lowest final value of its own loss): ``step0`` (G at the first starting
+latent, no optimisation), ``pixel``, ``features``, ``saliency-heads``, ``original`` (the
+authors' objective), and the controls with the ``original`` objective where only the maps
+change: ``uniform`` (all ones), ``shuffled`` (the maps of another target), ``dense`` (the
+``code`` maps of the trained dense ``sagan`` D, all its heads). Optimiser of every arm: the
+original code's Adam, lr 0.07, no Lookahead; latents: truncated normal (2 std).
+
+**Metrics** per target: the L2 distance of the FID Inception's pool features (2048-d; no arm
+optimises it) -- the primary metric; a mid-level spatial distance (Inception ``Mixed_5d``,
+288 x 35 x 35: channel vectors unit-normalised per position, mean squared difference, as
+LPIPS does without learned weights); PSNR and SSIM (the pixel arm's own objective: they
+favour it by construction).
+
+**Contrasts**: every arm vs ``pixel``; ``original`` vs ``uniform``, ``shuffled``, ``dense``;
+paired per target (metric averaged over seeds first), mean and 95% t-interval. Per-target
+arrays are in the JSON, so any contrast can be recomputed.
+
+Resumable: each (seed, arm, chunk of targets) writes its per-target metrics to
+``--state DIR`` when it finishes; a rerun skips what is there (a kill loses at most one
+chunk). ``--curves K`` first records the loss curves of ``pixel`` and ``original`` on K
+targets (to choose ``--steps`` where they plateau).
+
+    python benchmarks/inversion_trained.py --ylg emoji32-ylg --sagan emoji32-sagan \\
+        --targets /work/data/openmoji32.npz --n 40 --seeds 0 1 --steps 300 --restarts 4 \\
+        --state /work/data/inv-state --out benchmarks/results/inversion-trained.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ylg.attention.analysis import saliency_maps
+from ylg.inversion import initial_latents, invert, psnr, ssim
+from ylg.inversion.losses import original_heads
+from ylg.models.loading import load_for_inference
+from ylg.models.pretrained import PRETRAINED, load_pretrained
+from ylg.runtime.files import atomic_write_text
+
+ARMS = (
+    "step0",
+    "pixel",
+    "features",
+    "saliency-heads",
+    "original",
+    "uniform",
+    "shuffled",
+    "dense",
+)
+CONTROLS = ("uniform", "shuffled", "dense")
+METRICS = ("inception_dist", "inception_mid", "psnr", "ssim")
+MAX_CORRELATION = 0.9
+
+
+def load_models(source: str, device):
+    """A shipped model by name, else a run folder / checkpoint."""
+    if source in PRETRAINED:
+        return load_pretrained(source, device)
+    return load_for_inference(source, device=device)
+
+
+def load_targets(path: str, n: int, resolution: int, seed: int = 0):
+    """``n`` images drawn without replacement (fixed ``seed``): floats in [-1, 1], uint8,
+    labels, indices into the file."""
+    data = np.load(path)
+    images = data["images"]  # [N, R, R, 3]
+    if images.shape[1] != resolution:
+        raise SystemExit(f"{path} holds {images.shape[1]} px images; the model makes {resolution}")
+    if n > len(images):
+        raise SystemExit(f"n={n} targets asked but {path} holds only {len(images)} images")
+    idx = np.sort(np.random.default_rng(seed).permutation(len(images))[:n])
+    u8 = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).contiguous()  # [n, 3, R, R]
+    return u8.float() / 127.5 - 1, u8, torch.from_numpy(data["labels"][idx]).long(), idx.tolist()
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+class InceptionDistances:
+    """Pool-feature L2 and the Mixed_5d spatial distance of images to their targets."""
+
+    def __init__(self, inception, targets_u8: torch.Tensor):
+        self.net = inception
+        self._mid = None
+        inception.Mixed_5d.register_forward_hook(lambda m, i, o: setattr(self, "_mid", o))
+        self.t_pool, self.t_mid = self.features(targets_u8)
+
+    @torch.no_grad()
+    def features(self, u8: torch.Tensor):
+        pools, mids = [], []
+        for s in range(0, len(u8), 16):
+            pool, _ = self.net(u8[s : s + 16])
+            pools.append(pool.double().cpu())
+            mids.append(F.normalize(self._mid.double(), dim=1).cpu())  # [b, 288, 35, 35]
+        return torch.cat(pools), torch.cat(mids)
+
+    def __call__(self, u8: torch.Tensor, index: list[int]) -> dict[str, list[float]]:
+        pool, mid = self.features(u8)
+        return {
+            "inception_dist": (pool - self.t_pool[index]).norm(dim=1).tolist(),
+            "inception_mid": (mid - self.t_mid[index]).pow(2).sum(1).mean((1, 2)).tolist(),
+        }
+
+
+def correlation_median(maps: torch.Tensor) -> float:
+    """Median Pearson correlation between the flattened maps of different targets."""
+    flat = maps.flatten(1).double()
+    flat = flat - flat.mean(1, keepdim=True)
+    flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    c = flat @ flat.T
+    off = c[~torch.eye(len(c), dtype=torch.bool)]
+    return float(off.median())
+
+
+def preconditions(D, x: torch.Tensor, heads) -> dict:
+    code = saliency_maps(D, x, normalization="code", heads=heads)
+    rel = saliency_maps(D, x, normalization="relative")
+    return {
+        "gamma": float(D.attention.gamma),
+        "relative_map_range": [float(rel.min()), float(rel.max())],
+        "relative_map_p5_p95": [float(rel.quantile(0.05)), float(rel.quantile(0.95))],
+        "code_map_correlation_median": correlation_median(code),
+    }
+
+
+def ci95(values) -> dict:
+    from scipy import stats
+
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    mean = float(a.mean())
+    if len(a) < 2:
+        return {"mean": mean, "ci95": [mean, mean], "n": len(a)}
+    half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": len(a)}
+
+
+def plateau_step(curve: np.ndarray, tol: float = 0.01) -> int:
+    """First step after which the curve never again falls more than ``tol`` of its total
+    drop below its value there."""
+    drop = curve[0] - curve[-1]
+    if drop <= 0:
+        return 0
+    future_min = np.minimum.accumulate(curve[::-1])[::-1]
+    ok = (curve - future_min) <= tol * drop
+    return int(np.argmax(ok))
+
+
+def run_curves(args, G, D, x, labels, out: dict) -> None:
+    k = min(args.curves, len(x))
+    curves = {}
+    for arm in ("pixel", "original"):
+        r = invert(
+            G, D, x[:k], labels[:k] if labels is not None else None, method=arm,
+            steps=args.curve_steps, lr=args.lr, restarts=args.restarts, seed=0,
+            lookahead=False, batch_size=k,
+        )  # fmt: skip
+        best = r.history[torch.arange(k), r.best]  # [k, steps + 1]
+        norm = (best / best[:, :1]).mean(0).numpy()  # loss relative to the start, mean
+        curves[arm] = {
+            "mean_relative_loss": norm[:: max(1, args.curve_steps // 100)].tolist(),
+            "every": max(1, args.curve_steps // 100),
+            "plateau_step_1pct": plateau_step(norm, 0.01),
+            "plateau_step_5pct": plateau_step(norm, 0.05),
+        }
+        print(f"curve {arm}: plateau (1% of drop) at step {curves[arm]['plateau_step_1pct']}, "
+              f"(5%) at {curves[arm]['plateau_step_5pct']}", file=sys.stderr)  # fmt: skip
+    out["curves"] = {"targets": k, "steps": args.curve_steps, **curves}
+
+
+def chunk_metrics(rec, x, idx, dist) -> dict:
+    m = dist(to_uint8(rec), idx)
+    m["psnr"] = [float(v) for v in psnr(x[idx].cpu(), rec)]
+    m["ssim"] = [float(v) for v in ssim(x[idx].cpu(), rec)]
+    return m
+
+
+def run_arm_chunk(args, arm, seed, G, D, x, labels, idx, controls):
+    xs = x[idx]
+    ys = labels[idx] if labels is not None else None
+    if arm == "step0":
+        z = initial_latents(len(idx) * args.restarts, int(G.z_dim), seed).view(
+            len(idx), args.restarts, -1
+        )
+        with torch.no_grad():
+            return G(z[:, 0].to(xs.device), ys).float().cpu()
+    kw = {"method": arm}
+    if arm in CONTROLS:
+        kw = {"method": "original", "saliency": controls[arm][idx]}
+    r = invert(
+        G, D, xs, ys, steps=args.steps, lr=args.lr, restarts=args.restarts, seed=seed,
+        lookahead=False, batch_size=len(idx), **kw,
+    )  # fmt: skip
+    return r.reconstructions.float().cpu()
+
+
+def summarise(per_target: dict, arms: list[str]) -> dict:
+    """Means, per-seed means, and paired contrasts (per target, averaged over seeds first)."""
+    res: dict = {"arms": {}, "contrasts": {}}
+    avg = {a: {m: np.nanmean(np.asarray(per_target[a][m]), 0) for m in METRICS} for a in arms}
+    for a in arms:
+        res["arms"][a] = {m: float(np.nanmean(avg[a][m])) for m in METRICS}
+    pairs = [(a, "pixel") for a in arms if a != "pixel"]
+    pairs += [("original", c) for c in CONTROLS if c in arms]
+    for a, b in pairs:
+        if a in arms and b in arms:
+            res["contrasts"][f"{a} - {b}"] = {m: ci95(avg[a][m] - avg[b][m]) for m in METRICS}
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--ylg", required=True, help="pretrained name or run dir of the YLG model")
+    p.add_argument("--sagan", default=None, help="pretrained name or run dir of the dense model")
+    p.add_argument("--targets", required=True, help="npz of held-out images (images, labels)")
+    p.add_argument("--n", type=int, default=40)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--restarts", type=int, default=4)
+    p.add_argument("--lr", type=float, default=0.07)
+    p.add_argument("--chunk", type=int, default=8, help="targets inverted together")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--curves", type=int, default=0, help="loss curves on K targets first")
+    p.add_argument("--curve-steps", type=int, default=600)
+    p.add_argument("--curves-only", action="store_true")
+    p.add_argument("--force", action="store_true", help="run even if the maps fail the check")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--state", required=True, help="folder of finished chunks (resumable)")
+    p.add_argument("--out", default="benchmarks/results/inversion-trained.json")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    state = Path(args.state)
+    state.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cpu")
+    m = load_models(args.ylg, device)
+    G, D = m.G, m.D
+    x, x_u8, labels, idx = load_targets(args.targets, args.n, int(G.resolution))
+    labels = labels if G.num_classes else None
+    heads = original_heads(D.attention)
+    out: dict = {"protocol": {
+        "model": f"{args.ylg} (step {m.step})", "dense_model": args.sagan,
+        "targets": f"{args.targets}: {args.n} drawn with seed 0, indices {idx}",
+        "class": "known (the target's label)", "seeds": args.seeds, "steps": args.steps,
+        "restarts": args.restarts, "optimiser": f"Adam lr {args.lr}, no Lookahead",
+        "chunk": args.chunk, "original_heads": list(heads), "threads": torch.get_num_threads(),
+    }}  # fmt: skip
+    pre = preconditions(D, x, heads)
+    pre["ok"] = pre["code_map_correlation_median"] <= MAX_CORRELATION
+    out["preconditions"] = pre
+    print(json.dumps(pre), file=sys.stderr)
+    if not pre["ok"]:
+        msg = (f"median cross-target correlation of the code maps is "
+               f"{pre['code_map_correlation_median']:.3f} > {MAX_CORRELATION}: no attention arm "
+               "can differ from its controls")  # fmt: skip
+        if not args.force:
+            raise SystemExit("refused: " + msg + " (--force to run anyway)")
+        print("WARNING: " + msg, file=sys.stderr)
+        out["preconditions"]["warning"] = msg
+    if args.curves:
+        run_curves(args, G, D, x, labels, out)
+        atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
+        if args.curves_only:
+            return 0
+    code = saliency_maps(D, x, normalization="code", heads=heads)
+    controls = {"uniform": torch.ones_like(code), "shuffled": code.roll(1, dims=0)}
+    if args.sagan:
+        sagan = load_models(args.sagan, device)
+        controls["dense"] = saliency_maps(sagan.D, x, normalization="code")
+        out["preconditions"]["dense"] = preconditions(sagan.D, x, None)
+    arms = [a for a in args.arms if a != "dense" or "dense" in controls]
+
+    from ylg import metrics
+
+    dist = InceptionDistances(metrics.load_inception(progress=False), x_u8)
+    chunks = [list(range(s, min(s + args.chunk, args.n))) for s in range(0, args.n, args.chunk)]
+    per_target = {
+        a: {m_: np.full((len(args.seeds), args.n), np.nan) for m_ in METRICS} for a in arms
+    }
+    for si, seed in enumerate(args.seeds):
+        for arm in arms:
+            for ci, index in enumerate(chunks):
+                f = (
+                    state
+                    / f"seed{seed}-{arm}-chunk{ci}-of{args.chunk}-{args.steps}x{args.restarts}.json"
+                )
+                if not f.is_file():
+                    t = time.perf_counter()
+                    rec = run_arm_chunk(args, arm, seed, G, D, x, labels, index, controls)
+                    row = chunk_metrics(rec, x, index, dist)
+                    row["seconds"] = time.perf_counter() - t
+                    atomic_write_text(f, json.dumps(row) + "\n")
+                    np.save(f.with_suffix(".npy"), to_uint8(rec).numpy())
+                    print(f"seed {seed} {arm} chunk {ci}: {row['seconds']:.0f} s, pool dist "
+                          f"{np.mean(row['inception_dist']):.2f} (total "
+                          f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
+                row = json.loads(f.read_text())
+                for m_ in METRICS:
+                    per_target[arm][m_][si, index] = row[m_]
+    out.update(summarise(per_target, arms))
+    out["per_target"] = {a: {m_: v.tolist() for m_, v in d.items()} for a, d in per_target.items()}
+    out["protocol"]["seconds_total_this_call"] = time.perf_counter() - t0
+    atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
+    print("| arm | Inception pool dist. | Mixed_5d dist. | PSNR | SSIM |\n|---|---|---|---|---|")
+    for a, e in out["arms"].items():
+        print(f"| {a} | {e['inception_dist']:.3f} | {e['inception_mid']:.4f} | "
+              f"{e['psnr']:.2f} | {e['ssim']:.3f} |")  # fmt: skip
+    print("\n| contrast | Δ pool dist. [95% CI] | Δ Mixed_5d [95% CI] | Δ PSNR [95% CI] |")
+    print("|---|---|---|---|")
+    for k, c in out["contrasts"].items():
+        cells = [f"{c[m_]['mean']:+.3f} [{c[m_]['ci95'][0]:+.3f}, {c[m_]['ci95'][1]:+.3f}]"
+                 for m_ in ("inception_dist", "inception_mid", "psnr")]  # fmt: skip
+        print(f"| {k} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
