@@ -35,7 +35,7 @@ import torch
 
 from ylg.inversion import invert, psnr, ssim
 from ylg.inversion.files import resolve_device
-from ylg.inversion.invert import initial_latents
+from ylg.inversion.latents import initial_latents
 
 METHODS = ("pixel", "features", "saliency", "saliency-heads", "generator-saliency")
 

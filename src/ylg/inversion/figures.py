@@ -32,7 +32,8 @@ from torch import Tensor, nn
 
 from ylg.attention.analysis import NORMALIZATIONS, head_names, saliency_from_probs
 from ylg.data import load_image
-from ylg.inversion.invert import frozen, initial_latents, invert
+from ylg.inversion.invert import frozen, invert
+from ylg.inversion.latents import initial_latents
 from ylg.models.loading import load_for_inference
 from ylg.runtime.device import resolve_device
 from ylg.viz.attention import (
