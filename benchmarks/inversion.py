@@ -51,8 +51,8 @@ import numpy as np
 import torch
 
 from ylg.inversion import invert, psnr, saliency_maps, ssim
-from ylg.inversion.files import resolve_device
 from ylg.inversion.losses import original_heads
+from ylg.runtime.device import resolve_device
 
 ARMS = (
     "pixel",

@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 from ylg.inversion import invert, psnr, ssim
-from ylg.inversion.files import resolve_device
-from ylg.inversion.invert import initial_latents
+from ylg.inversion.latents import initial_latents
+from ylg.runtime.device import resolve_device
 
 METHODS = ("pixel", "features", "saliency", "saliency-heads", "generator-saliency")
 

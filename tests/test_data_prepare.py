@@ -14,8 +14,10 @@ import torch
 from PIL import Image
 
 from ylg.data import NpzDataset, ZipDataset, make_dataset
+from ylg.data.crop_resize import prepare_image
 from ylg.data.images import uint8_to_tensor
-from ylg.data.prepare import Item, SkipItem, prepare_image, write_dataset
+from ylg.data.items import Item, SkipItem
+from ylg.data.prepare import write_dataset
 
 RNG = np.random.default_rng(0)
 
@@ -233,7 +235,8 @@ def test_sigterm_mid_write_leaves_no_output(tmp_path):
         "import sys, time\n"
         "from PIL import Image\n"
         "from ylg.cli.data import _sigterm_as_interrupt\n"
-        "from ylg.data.prepare import Item, write_dataset\n"
+        "from ylg.data.items import Item\n"
+        "from ylg.data.prepare import write_dataset\n"
         "def slow():\n"
         "    time.sleep(0.02)\n"
         "    return Image.new('RGB', (8, 8))\n"

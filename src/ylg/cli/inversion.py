@@ -1,8 +1,9 @@
 """`ylg invert` and `ylg attention`: thin commands over ylg.inversion.
 
-- ``ylg invert IMAGE... --checkpoint RUN --out DIR``: :func:`ylg.inversion.files.invert_images`;
+- ``ylg invert IMAGE... --checkpoint RUN --out DIR``:
+  :func:`ylg.inversion.invert_images.invert_images`;
 - ``ylg attention RUN (--image IMAGE | --seed S) --out DIR``:
-  :func:`ylg.inversion.figures.attention_figures`.
+  :func:`ylg.inversion.attention_figures.attention_figures`.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def _format_seconds(seconds: float) -> str:
 
 
 def run_invert(args) -> int:
-    from ylg.inversion.files import invert_images
+    from ylg.inversion.invert_images import invert_images
     from ylg.runtime.device import resolve_device
 
     compare = args.compare is not None
@@ -205,7 +206,7 @@ def run_invert(args) -> int:
 
 
 def run_attention(args) -> int:
-    from ylg.inversion.figures import attention_figures
+    from ylg.inversion.attention_figures import attention_figures
 
     paths = attention_figures(
         args.checkpoint,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ylg.data.folder import ImageFolderDataset, find_images
+from ylg.data.folder_dataset import ImageFolderDataset, find_images
 from ylg.data.images import IMAGE_EXTENSIONS, load_image, verify_image
-from ylg.data.npz import NpzDataset
+from ylg.data.npz_dataset import NpzDataset
 from ylg.data.shapes import SHAPE_NAMES, ShapesDataset
-from ylg.data.zipdata import ZipDataset
+from ylg.data.zip_dataset import ZipDataset
 
 __all__ = [
     "IMAGE_EXTENSIONS",

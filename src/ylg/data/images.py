@@ -27,6 +27,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
+    "DECODE_ERRORS",
     "IMAGE_EXTENSIONS",
     "center_crop_box",
     "is_image_file",
@@ -52,8 +53,9 @@ IMAGE_EXTENSIONS = (
     ".pbm",
 )
 
-# The errors PIL raises for missing, corrupt, truncated or unsupported files.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError)
+#: The errors PIL (and the dataset writer's openers) raise for missing, corrupt, truncated or
+#: unsupported files.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError)
 
 _JPEG_TAIL = 1024  # bytes searched for the end-of-image marker
 
@@ -149,7 +151,7 @@ def load_image(path: str | os.PathLike, resolution: int) -> torch.Tensor:
             image.load()
             image = ImageOps.exif_transpose(image)
             return pil_to_tensor(image, resolution)
-    except _DECODE_ERRORS as err:
+    except DECODE_ERRORS as err:
         raise ValueError(f"cannot read image {str(path)!r}: {err}") from err
 
 
@@ -186,6 +188,6 @@ def verify_image(path: str | os.PathLike, full: bool = False) -> str | None:
             with Image.open(path) as image:
                 image.draft("RGB", (64, 64))
                 image.load()
-    except _DECODE_ERRORS as err:
+    except DECODE_ERRORS as err:
         return f"{type(err).__name__}: {err}"
     return None

@@ -1,9 +1,10 @@
 """Prepare a dataset once: convert source images to ``R x R`` RGB and write ``.npz`` or ``.zip``.
 
 This is the library side of ``ylg data`` (StyleGAN's dataset tool in spirit). A *source*
-(:mod:`ylg.data.sources`) yields :class:`Item` s, each a label, an optional style and a
-callable that opens the image; :func:`write_dataset` converts every item with
-:func:`prepare_image` and writes them, counting and skipping the ones that cannot be used.
+(:mod:`ylg.data.sources`) yields :class:`~ylg.data.items.Item` s, each a label, an optional
+style and a callable that opens the image; :func:`write_dataset` converts every item with
+:func:`~ylg.data.crop_resize.prepare_image`, writes them (:mod:`ylg.data.writers`) and
+counts and skips the ones that cannot be used (:class:`~ylg.data.summary.Summary`).
 
 Output formats (both read back by :func:`ylg.data.make_dataset`):
 
@@ -23,284 +24,20 @@ temporary file when it can).
 
 from __future__ import annotations
 
-import io
-import json
-import math
 import os
-import zipfile
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from ylg.data.images import center_crop_box, to_rgb
+from ylg.data.crop_resize import CROPS, RESIZES, check_choice, prepare_image
+from ylg.data.images import DECODE_ERRORS
+from ylg.data.items import Item, SkipItem
+from ylg.data.summary import Summary
+from ylg.data.writers import OUT_SUFFIXES, NpzWriter, ZipWriter
 from ylg.runtime.files import atomic_path, atomic_write_text
 
-__all__ = [
-    "CROPS",
-    "RESIZES",
-    "Item",
-    "Source",
-    "Summary",
-    "SkipItem",
-    "prepare_image",
-    "write_dataset",
-]
-
-CROPS = ("center", "none")
-RESIZES = ("lanczos", "tf-bilinear")
-OUT_SUFFIXES = (".npz", ".zip")
-
-# Errors PIL (and our openers) raise for corrupt, truncated or unsupported data.
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError)
-
-
-class SkipItem(Exception):
-    """Raised by an item's opener to skip it with a reason (counted in the summary)."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One source image: ``open()`` returns a PIL image (or raises), with its label and style.
-
-    ``open`` may raise :class:`SkipItem` (a deliberate skip with a reason) or any decode error
-    (counted as unreadable). ``name`` identifies the item in the summary.
-    """
-
-    name: str
-    open: Callable[[], Image.Image]
-    label: int = 0
-    style: int = 0
-
-
-@dataclass
-class Source:
-    """What a source hands to :func:`write_dataset`: items and the names that travel with them.
-
-    ``items`` may be a lazy iterable (folders of millions of files); ``total`` is its length
-    for the progress bar. ``dropped`` counts what the source left out before writing (reason
-    -> count); ``licence_text``, when not empty, is written beside the output.
-    """
-
-    items: Iterable[Item]
-    total: int
-    class_names: list[str] | None = None
-    style_names: list[str] | None = None
-    dropped: Counter = field(default_factory=Counter)
-    licence_text: str = ""
-
-    def __len__(self) -> int:
-        return self.total
-
-
-@dataclass
-class Summary:
-    """What :func:`write_dataset` did: counts per class and style, skips with reasons."""
-
-    out: str
-    written: int = 0
-    resolution: int = 0
-    class_names: list[str] | None = None
-    style_names: list[str] | None = None
-    per_class: Counter = field(default_factory=Counter)
-    per_style: Counter = field(default_factory=Counter)
-    per_class_style: Counter = field(default_factory=Counter)
-    skipped: Counter = field(default_factory=Counter)  # reason -> count
-    skipped_examples: dict = field(default_factory=dict)  # reason -> first item name
-    converted: Counter = field(default_factory=Counter)  # source mode -> count (non-RGB)
-
-    def to_dict(self) -> dict:
-        classes = self.class_names or []
-        styles = self.style_names or []
-
-        def cname(i: int) -> str:
-            return classes[i] if i < len(classes) else str(i)
-
-        def sname(i: int) -> str:
-            return styles[i] if i < len(styles) else str(i)
-
-        return {
-            "out": self.out,
-            "resolution": self.resolution,
-            "written": self.written,
-            "class_names": self.class_names,
-            "style_names": self.style_names,
-            "per_class": {cname(k): v for k, v in sorted(self.per_class.items())},
-            "per_style": {sname(k): v for k, v in sorted(self.per_style.items())},
-            "per_class_style": {
-                f"{cname(c)} / {sname(s)}": v for (c, s), v in sorted(self.per_class_style.items())
-            },
-            "skipped": dict(self.skipped),
-            "skipped_examples": dict(self.skipped_examples),
-            "converted_modes": dict(self.converted),
-        }
-
-    def format(self) -> str:
-        """A human-readable summary (counts per class, per style, skips with reasons)."""
-        d = self.to_dict()
-        lines = [f"wrote {self.written} images ({self.resolution}x{self.resolution}) to {self.out}"]
-        if self.class_names:
-            lines.append(f"classes ({len(self.class_names)}):")
-            lines += [f"  {name:<20} {d['per_class'].get(name, 0):>7}" for name in self.class_names]
-        if self.style_names:
-            names = self.style_names
-            lines.append(f"styles ({len(names)}):")
-            lines += [f"  {name:<20} {d['per_style'].get(name, 0):>7}" for name in names]
-        if self.converted:
-            modes = ", ".join(f"{m}: {n}" for m, n in sorted(self.converted.items()))
-            lines.append(f"converted to RGB: {modes}")
-        total_skipped = sum(self.skipped.values())
-        lines.append(f"skipped {total_skipped}")
-        for reason, n in self.skipped.most_common():
-            lines.append(f"  {n:>7}  {reason} (e.g. {self.skipped_examples[reason]})")
-        return "\n".join(lines)
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
-
-
-def _tf_crop_and_resize(image: Image.Image, resolution: int) -> np.ndarray:
-    """The largest central square, bilinear-resampled without antialiasing, as YLG's TF code.
-
-    The original input pipeline (``ylg/data_provider.py``, from tensorflow-gan) takes the
-    largest central square with offsets ``ceil((H - S) / 2)``, ``ceil((W - S) / 2)`` and
-    resamples it with ``tf.image.crop_and_resize``: output pixel ``i`` samples input
-    coordinate ``offset + i * (S - 1) / (R - 1)`` (the crop's first and last pixels map to the
-    output's first and last; ``R == 1`` samples the centre) and interpolates the 2 x 2
-    neighbours bilinearly, whatever the scale, so downsampling aliases. Computed in float64
-    and rounded to uint8 (the original kept floats).
-    """
-    x = np.asarray(image, dtype=np.float64)  # [H, W, 3]
-    h, w = x.shape[:2]
-    side = min(h, w)
-
-    def coords(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lo_edge = math.ceil((n_in - side) / 2)
-        if resolution > 1:
-            pos = lo_edge + np.arange(resolution) * ((side - 1) / (resolution - 1))
-        else:
-            pos = np.array([lo_edge + 0.5 * (side - 1)])
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, n_in - 1)
-        return lo, hi, pos - lo
-
-    y0, y1, fy = coords(h)
-    x0, x1, fx = coords(w)
-    rows = x[y0] * (1 - fy)[:, None, None] + x[y1] * fy[:, None, None]  # [R, W, 3]
-    out = rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]  # [R, R, 3]
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
-def prepare_image(
-    image: Image.Image,
-    resolution: int,
-    *,
-    crop: str = "center",
-    resize: str = "lanczos",
-    min_size: int = 1,
-) -> np.ndarray:
-    """Convert a PIL image to ``uint8 [R, R, 3]``: RGB, crop, resize.
-
-    Args:
-        image: any PIL mode (grayscale, 16-bit, CMYK, RGBA / LA / transparent palette are
-            converted as :func:`ylg.data.images.to_rgb`: transparency composited on white).
-        resolution: output side ``R``.
-        crop: ``"center"``: the largest centred square; ``"none"``: the whole image, padded
-            to a square with white (aspect ratio kept).
-        resize: ``"lanczos"`` (antialiased, PIL) or ``"tf-bilinear"`` (2-tap bilinear
-            without antialiasing over the largest central square, as the original YLG input
-            pipeline's ``tf.image.crop_and_resize``; see :func:`_tf_crop_and_resize`).
-        min_size: images whose shorter side is below this raise :class:`SkipItem`.
-
-    Raises:
-        SkipItem: the image is smaller than ``min_size``.
-        ValueError: a bad ``crop`` / ``resize`` / ``resolution``.
-    """
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ValueError(f"resolution must be a positive int, got {resolution!r}")
-    _check_choice("crop", crop, CROPS)
-    _check_choice("resize", resize, RESIZES)
-    if min(image.size) < min_size:
-        raise SkipItem(f"smaller than --min-size {min_size} px")
-    image = ImageOps.exif_transpose(image)
-    image = to_rgb(image)
-    if crop == "none" and image.width != image.height:
-        side = max(image.size)
-        padded = Image.new("RGB", (side, side), (255, 255, 255))
-        padded.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-        image = padded
-    if resize == "tf-bilinear":
-        return _tf_crop_and_resize(image, resolution)  # its own (ceil) centre crop
-    square = image.crop(center_crop_box(*image.size))
-    if square.size == (resolution, resolution):
-        return np.asarray(square, dtype=np.uint8).copy()
-    return np.asarray(square.resize((resolution, resolution), Image.Resampling.LANCZOS))
-
-
-# ---------------------------------------------------------------------------------------------
-# Writers
-
-
-class _NpzWriter:
-    def __init__(self, resolution: int) -> None:
-        self.images: list[np.ndarray] = []
-        self.labels: list[int] = []
-        self.styles: list[int] = []
-        self.resolution = resolution
-
-    def add(self, pixels: np.ndarray, label: int, style: int) -> None:
-        self.images.append(pixels)
-        self.labels.append(label)
-        self.styles.append(style)
-
-    def close(self, path: Path, meta: dict) -> None:
-        r = self.resolution
-        arrays = {
-            "images": np.stack(self.images) if self.images else np.zeros((0, r, r, 3), np.uint8)
-        }
-        if meta.get("class_names") is not None:  # unlabeled sources store no labels
-            arrays["labels"] = np.asarray(self.labels, dtype=np.int64)
-            arrays["class_names"] = np.asarray(meta["class_names"], dtype=np.str_)
-        if meta.get("style_names") is not None:
-            arrays["styles"] = np.asarray(self.styles, dtype=np.int64)
-            arrays["style_names"] = np.asarray(meta["style_names"], dtype=np.str_)
-        # np.savez_compressed appends .npz to names without it; the temp name has it.
-        with open(path, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-
-class _ZipWriter:
-    def __init__(self, path: Path) -> None:
-        self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)
-        self.labels: list[list] = []
-        self.styles: list[int] = []
-
-    def add(self, pixels: np.ndarray, label: int, style: int) -> None:
-        name = f"{len(self.labels):08d}.png"
-        buf = io.BytesIO()
-        Image.fromarray(pixels, "RGB").save(buf, format="PNG", compress_level=6)
-        self.zip.writestr(name, buf.getvalue())  # PNG is compressed already: stored
-        self.labels.append([name, label])
-        self.styles.append(style)
-
-    def close(self, path: Path, meta: dict) -> None:
-        labelled = meta.get("class_names") is not None
-        info = {"labels": self.labels if labelled else None, **meta}
-        if not labelled:
-            info["files"] = [name for name, _ in self.labels]
-        if meta.get("style_names") is not None:
-            info["styles"] = self.styles
-        self.zip.writestr("dataset.json", json.dumps(info), compress_type=zipfile.ZIP_DEFLATED)
-        self.zip.close()
-
-    def abort(self) -> None:
-        self.zip.close()
+__all__ = ["write_dataset"]
 
 
 def write_dataset(
@@ -351,8 +88,8 @@ def write_dataset(
         )
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
-    _check_choice("crop", crop, CROPS)
-    _check_choice("resize", resize, RESIZES)
+    check_choice("crop", crop, CROPS)
+    check_choice("resize", resize, RESIZES)
     if out.exists() and not overwrite:
         raise ValueError(f"output {str(out)!r} exists (remove it or pass --overwrite)")
     if out.is_dir():
@@ -372,7 +109,7 @@ def write_dataset(
     }
     is_zip = out.suffix.lower() == ".zip"
     with atomic_path(out) as tmp:
-        writer = _ZipWriter(tmp) if is_zip else _NpzWriter(resolution)
+        writer = ZipWriter(tmp) if is_zip else NpzWriter(resolution)
         try:
             for item in tqdm(
                 items, total=total, desc=f"writing {out.name}", unit="img", disable=not progress

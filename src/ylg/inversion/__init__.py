@@ -10,7 +10,8 @@ See docs/inversion.md.
 """
 
 from ylg.attention.analysis import project_saliency, saliency_maps
-from ylg.inversion.invert import InversionResult, initial_latents, invert
+from ylg.inversion.invert import InversionResult, invert
+from ylg.inversion.latents import initial_latents
 from ylg.inversion.lookahead import Lookahead
 from ylg.inversion.losses import METHODS, Objective
 from ylg.inversion.quality import psnr, reconstruction_quality, ssim

@@ -23,6 +23,7 @@ models' modes and ``requires_grad`` flags are restored afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +32,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ylg.inversion.lookahead import Lookahead
-from ylg.inversion.losses import Objective, check_method
+from ylg.inversion.descent import (
+    ESTIMATE_STEPS,
+    RunTimeEstimate,
+    autocast_for,
+    invert_chunks,
+    module_device,
+    optimiser,
+)
+from ylg.inversion.latents import starting_points
+from ylg.inversion.losses import check_method
 
-__all__ = ["METHOD_DEFAULTS", "InversionResult", "frozen", "initial_latents", "invert"]
+__all__ = ["METHOD_DEFAULTS", "InversionResult", "frozen", "invert"]
 
 #: per method: optimiser steps, Adam learning rate, restarts, Lookahead on/off
 METHOD_DEFAULTS: dict[str, dict] = {
@@ -44,9 +53,6 @@ METHOD_DEFAULTS: dict[str, dict] = {
     },
     "original": {"steps": 1000, "lr": 0.07, "restarts": 8, "lookahead": False},
 }
-
-#: steps timed (after a first, warm-up step) before ``on_estimate`` is called
-ESTIMATE_STEPS = 5
 
 
 @dataclass
@@ -103,65 +109,61 @@ def frozen(*models: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def initial_latents(n: int, z_dim: int, seed: int, truncation: float = 2.0) -> Tensor:
-    """``[n, z_dim]`` standard normal samples truncated to ``[-truncation, truncation]``,
-    drawn on the CPU from a generator seeded with ``seed`` (reproducible on any device)."""
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.empty(n, z_dim)
-    torch.nn.init.trunc_normal_(z, 0.0, 1.0, -truncation, truncation, generator=generator)
-    return z
-
-
-def _device(module: nn.Module) -> torch.device:
-    try:
-        return next(module.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
-def _candidate_labels(
-    G: nn.Module, D: nn.Module | None, images: Tensor, labels, top_k: int
-) -> Tensor | None:
-    """``[B, K]`` classes to try per image (``K = 1`` when given), or ``None``."""
-    b = images.shape[0]
-    num_classes = int(getattr(G, "num_classes", 0))
-    if num_classes == 0:
-        if labels is not None:
-            raise ValueError(
-                "labels were given but the generator is unconditional (num_classes=0); "
-                "pass labels=None"
-            )
-        return None
-    if labels is None:
-        if D is None or not hasattr(D, "class_scores"):
-            raise ValueError(
-                "the class is unknown (labels=None) and no discriminator with class_scores "
-                "was given to search for it; pass labels"
-            )
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be an int >= 1, got top_k={top_k!r}")
-        with torch.no_grad():
-            scores = D.class_scores(images)  # [B, num_classes]
-        return scores.topk(min(top_k, num_classes), dim=1).indices  # [B, K]
-    labels = torch.as_tensor(labels, device=images.device)
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    if labels.dim() == 0:
-        labels = labels.expand(b)
-    if labels.shape != (b,):
-        raise ValueError(f"labels must be an int or have shape [{b}], got {tuple(labels.shape)}")
-    bad = labels[(labels < 0) | (labels >= num_classes)]
-    if bad.numel():
-        raise ValueError(
-            f"class {int(bad[0])} is out of range: the model has {num_classes} classes "
-            f"(valid: 0..{num_classes - 1})"
-        )
-    return labels.long()[:, None]  # [B, 1]
-
-
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {name}={value!r}")
+
+
+def _resolve_settings(
+    method: str, steps: int | None, lr: float | None, restarts: int | None, lookahead
+) -> dict:
+    """The method's defaults (:data:`METHOD_DEFAULTS`) where an argument is ``None``."""
+    check_method(method)
+    defaults = METHOD_DEFAULTS[method]
+    return {
+        "steps": defaults["steps"] if steps is None else steps,
+        "lr": defaults["lr"] if lr is None else lr,
+        "restarts": defaults["restarts"] if restarts is None else restarts,
+        "lookahead": defaults["lookahead"] if lookahead is None else bool(lookahead),
+    }
+
+
+def _check_inputs(
+    G: nn.Module, images: Tensor, saliency: Tensor | None, settings: dict, batch_size: int
+) -> None:
+    """Errors that name the bad argument, its value and what is allowed."""
+    _check_positive("steps", settings["steps"])
+    _check_positive("restarts", settings["restarts"])
+    _check_positive("batch_size", batch_size)
+    lr = settings["lr"]
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got lr={lr!r}")
+    if saliency is not None and (saliency.dim() != 4 or saliency.shape[0] != images.shape[0]):
+        raise ValueError(
+            f"saliency must be [B={images.shape[0]}, M, hk, wk], got {tuple(saliency.shape)}"
+        )
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor [B, 3, R, R], got {shape}")
+    resolution = int(getattr(G, "resolution", images.shape[-1]))
+    if images.shape[-2:] != (resolution, resolution):
+        raise ValueError(
+            f"images are {images.shape[-2]}x{images.shape[-1]} but the generator makes "
+            f"{resolution}x{resolution} images; resize them first (ylg.data.load_image)"
+        )
+
+
+def _reconstruct(
+    G: nn.Module, z: Tensor, y: Tensor | None, chunks: list[tuple[int, int]], device
+) -> Tensor:
+    """``G(z, y)`` chunk by chunk, on the CPU."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                G(z[lo:hi].to(device), None if y is None else y[lo:hi].to(device)).cpu()
+                for lo, hi in chunks
+            ]
+        )
 
 
 def invert(
@@ -215,129 +217,54 @@ def invert(
         on_estimate: called once with the estimated total run time in seconds, measured on
             the first few steps and extrapolated (only when ``steps`` > 10).
     """
-    check_method(method)
-    defaults = METHOD_DEFAULTS[method]
-    steps = defaults["steps"] if steps is None else steps
-    lr = defaults["lr"] if lr is None else lr
-    restarts = defaults["restarts"] if restarts is None else restarts
-    lookahead = defaults["lookahead"] if lookahead is None else bool(lookahead)
-    _check_positive("steps", steps)
-    _check_positive("restarts", restarts)
-    _check_positive("batch_size", batch_size)
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got lr={lr!r}")
-    if saliency is not None and (saliency.dim() != 4 or saliency.shape[0] != images.shape[0]):
-        raise ValueError(
-            f"saliency must be [B={images.shape[0]}, M, hk, wk], got {tuple(saliency.shape)}"
-        )
-    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor [B, 3, R, R], got {shape}")
-    resolution = int(getattr(G, "resolution", images.shape[-1]))
-    if images.shape[-2:] != (resolution, resolution):
-        raise ValueError(
-            f"images are {images.shape[-2]}x{images.shape[-1]} but the generator makes "
-            f"{resolution}x{resolution} images; resize them first (ylg.data.load_image)"
-        )
+    settings = _resolve_settings(method, steps, lr, restarts, lookahead)
+    _check_inputs(G, images, saliency, settings, batch_size)
+    steps, restarts = settings["steps"], settings["restarts"]
     start = time.perf_counter()
-    device = _device(G)
+    device = module_device(G)
     images = images.to(device=device, dtype=torch.float32)
     b = images.shape[0]
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if amp and device.type == "cuda"
-        else contextlib.nullcontext()
+    autocast = autocast_for(amp, device)
+    chunks = [(i, min(i + batch_size, b)) for i in range(0, b, batch_size)]
+    make_optimiser = functools.partial(
+        optimiser,
+        lr=settings["lr"],
+        lookahead=settings["lookahead"],
+        k=lookahead_k,
+        alpha=lookahead_alpha,
     )
 
+    timer = None
+    if on_estimate is not None and steps > 2 * ESTIMATE_STEPS:
+        timer = RunTimeEstimate(on_estimate, start, steps * len(chunks))
+
     with frozen(*([G] if D is None else [G, D])):
-        candidates = _candidate_labels(G, D, images, labels, top_k)  # [B, K] or None
-        per_class = 1 if candidates is None else candidates.shape[1]
-        total = per_class * restarts  # latents per image
-        z_all = initial_latents(b * total, int(G.z_dim), seed, truncation)  # [B*T, z_dim]
-        z_all = z_all.view(b, total, -1)
-        y_all = None
-        if candidates is not None:
-            y_all = candidates.repeat_interleave(restarts, dim=1)  # [B, T]
-
-        history = torch.empty(b, total, steps + 1)
-        finals = torch.empty(b, total)
-        latents = torch.empty_like(z_all)  # final latents [B, T, z_dim]
-        saliency_used: list[Tensor] = []
-        chunks = [(i, min(i + batch_size, b)) for i in range(0, b, batch_size)]
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=steps * len(chunks), desc=f"invert ({method})", unit="step")
-        try:
-            clock = time.perf_counter()
-            for index, (lo, hi) in enumerate(chunks):
-                n = (hi - lo) * total
-                objective = Objective.prepare(
-                    method,
-                    D,
-                    images[lo:hi],
-                    normalization=normalization,
-                    heads=heads,
-                    saliency=None if saliency is None else saliency[lo:hi],
-                )
-                if objective.saliency is not None:
-                    saliency_used.append(objective.saliency.cpu())
-                objective = objective.repeat(total)  # targets [n, ...], image-major
-                y = None if y_all is None else y_all[lo:hi].reshape(n)  # [n]
-                z = nn.Parameter(z_all[lo:hi].reshape(n, -1).to(device))  # [n, z_dim]
-                opt = torch.optim.Adam([z], lr=lr)
-                if lookahead:
-                    opt = Lookahead(opt, k=lookahead_k, alpha=lookahead_alpha)
-                losses = torch.empty(steps + 1, n, device=device)
-                for t in range(steps):
-                    if index == 0 and t == 1:
-                        clock = time.perf_counter()  # after the warm-up step
-                    opt.zero_grad()
-                    with autocast:
-                        loss, scalar = objective.losses(G(z, y))  # [n], []
-                    # A sum keeps every latent's gradient equal to that of its own loss.
-                    scalar.float().backward()
-                    opt.step()
-                    losses[t] = loss.detach().float()
-                    if (
-                        on_estimate is not None
-                        and index == 0
-                        and t == ESTIMATE_STEPS
-                        and steps > 2 * ESTIMATE_STEPS
-                    ):
-                        losses[t].sum().item()  # wait for the device
-                        per_step = (time.perf_counter() - clock) / ESTIMATE_STEPS
-                        on_estimate(
-                            time.perf_counter() - start + per_step * (steps * len(chunks) - t)
-                        )
-                    if bar is not None:
-                        bar.update(1)
-                        if t % 25 == 0 or t == steps - 1:
-                            bar.set_postfix(loss=f"{losses[t].min().item():.4g}")
-                with torch.no_grad(), autocast:
-                    losses[steps] = objective(G(z, y)).float()  # [n]
-                history[lo:hi] = losses.T.reshape(hi - lo, total, steps + 1).cpu()
-                finals[lo:hi] = history[lo:hi, :, -1]
-                latents[lo:hi] = z.detach().reshape(hi - lo, total, -1).cpu()
-        finally:
-            if bar is not None:
-                bar.close()
-
+        z_all, y_all = starting_points(
+            G, D, images, labels, top_k=top_k, restarts=restarts, seed=seed, truncation=truncation
+        )  # [B, T, z_dim], [B, T] or None
+        history, latents, maps = invert_chunks(
+            G,
+            D,
+            images,
+            saliency,
+            z_all,
+            y_all,
+            chunks,
+            method=method,
+            normalization=normalization,
+            heads=heads,
+            make_optimiser=make_optimiser,
+            steps=steps,
+            autocast=autocast,
+            timer=timer,
+            progress=progress,
+        )  # [B, T, steps + 1], [B, T, z_dim], [B, M, hk, wk] or None
+        finals = history[:, :, -1]  # [B, T]
         best = finals.argmin(dim=1)  # [B]
         rows = torch.arange(b)
         best_z = latents[rows, best]  # [B, z_dim]
         best_y = None if y_all is None else y_all.cpu()[rows, best]  # [B]
-        with torch.no_grad():
-            recon = torch.cat(
-                [
-                    G(
-                        best_z[lo:hi].to(device),
-                        None if best_y is None else best_y[lo:hi].to(device),
-                    ).cpu()
-                    for lo, hi in chunks
-                ]
-            )
+        recon = _reconstruct(G, best_z, best_y, chunks, device)
     return InversionResult(
         latents=best_z,
         labels=best_y,
@@ -346,8 +273,8 @@ def invert(
         history=history,
         restart_labels=None if y_all is None else y_all.cpu(),
         best=best,
-        saliency=torch.cat(saliency_used) if saliency_used else None,
+        saliency=maps,
         method=method,
         seconds=time.perf_counter() - start,
-        settings={"steps": steps, "lr": lr, "restarts": restarts, "lookahead": lookahead},
+        settings=settings,
     )

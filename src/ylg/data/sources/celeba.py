@@ -22,9 +22,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from ylg.data.folder import find_images
+from ylg.data.folder_dataset import find_images
 from ylg.data.images import is_image_file
-from ylg.data.prepare import Item, Source
+from ylg.data.items import Item, Source
 from ylg.data.sources.folder import open_image_file
 
 __all__ = ["CELEBA_CROPS", "celeba_source", "face_crop"]

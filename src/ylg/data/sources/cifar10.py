@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ylg.data.prepare import Item, Source
+from ylg.data.items import Item, Source
 from ylg.data.sources import default_cache_dir
 from ylg.runtime.files import atomic_path, file_digest
 
@@ -165,7 +165,8 @@ def cifar10_source(
         archive: the official ``cifar-10-python.tar.gz``; ``None`` downloads it into
             ``cache_dir`` (MD5-checked).
         split: ``"train"`` (50,000), ``"test"`` (10,000) or ``"all"``.
-        cache_dir: for the download (default ``$YLG_CACHE_DIR`` or ``~/.cache/ylg``).
+        cache_dir: for the download, in its ``cifar10/`` (default: ``$YLG_CACHE``, else
+            ``~/.cache/ylg``; :func:`ylg.runtime.cache.cache_dir`).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")

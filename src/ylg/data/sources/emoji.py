@@ -44,7 +44,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ylg.data.prepare import Item, SkipItem, Source
+from ylg.data.items import Item, SkipItem, Source
 from ylg.data.sources import default_cache_dir
 from ylg.runtime.files import file_digest
 
@@ -288,7 +288,7 @@ def emoji_source(
         cache_dir: where ``npm/`` tarballs are kept (default :func:`default_cache_dir`).
 
     Returns:
-        A :class:`~ylg.data.prepare.Source`: items ordered by style, then
+        A :class:`~ylg.data.items.Source`: items ordered by style, then
         emoji-datasource's sort order; labels index :data:`CATEGORIES`, styles index :data:`STYLES`.
     """
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:

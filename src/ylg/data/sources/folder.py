@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 from PIL import Image
 
-from ylg.data.folder import scan_folder
-from ylg.data.prepare import Item, Source
+from ylg.data.folder_dataset import scan_folder
+from ylg.data.items import Item, Source
 
 __all__ = ["folder_source", "open_image_file"]
 

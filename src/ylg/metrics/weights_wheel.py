@@ -12,7 +12,7 @@ uint8 ``x`` (the package's ``INPUT_RANGE_TF = (-1, 0.9921875)``): the tensor tha
 :meth:`InceptionV3FID.pool_features`. Its 94 convolutions carry ``weight``, ``beta``, ``mean``
 and ``var`` (batch norm with ``weight=None``, i.e. no scale, eps 1e-3) and come in the same order
 as ylg's 94 ``BasicConv2d``; :func:`convert_state_dict` maps them one to one, checks every
-shape, and sets the batch-norm scale to 1. ``tests/test_metrics_fid_helper.py`` checks the pool
+shape, and sets the batch-norm scale to 1. ``tests/test_metrics_weights_wheel.py`` checks the pool
 features of the converted model against the TorchScript module's.
 
 A conversion is cached (``$YLG_CACHE/inception/``, default ``~/.cache/ylg/inception/``) under

@@ -19,10 +19,10 @@ import torch
 from ylg.metrics import (
     InceptionV3FID,
     evaluate_generator,
-    fid_helper,
     load_inception,
     resolve_weights,
     weights,
+    weights_wheel,
 )
 from ylg.metrics.inception import INPUT_SIZE
 from ylg.metrics.resize import resize_bilinear_tf1
@@ -39,9 +39,9 @@ def private_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def real_file() -> Path:
-    path = fid_helper.find_weights()
+    path = weights_wheel.find_weights()
     if path is None:
-        pytest.skip(f"{fid_helper.PIP_NAME} is not installed (it is in the dev extra)")
+        pytest.skip(f"{weights_wheel.PIP_NAME} is not installed (it is in the dev extra)")
     return path
 
 
@@ -65,7 +65,7 @@ def converted(real_file, tmp_path_factory):
 
 def test_the_shipped_file_is_the_known_one(real_file):
     digest = hashlib.sha256(real_file.read_bytes()).hexdigest()
-    assert digest == fid_helper.SHA256 and digest in KNOWN_WEIGHTS
+    assert digest == weights_wheel.SHA256 and digest in KNOWN_WEIGHTS
 
 
 def test_finding_the_file_imports_nothing_of_the_package(real_file):
@@ -76,7 +76,7 @@ def test_finding_the_file_imports_nothing_of_the_package(real_file):
 def test_torchscript_batch_norms_have_no_scale_and_eps_1e_3(torchscript):
     # Every convolution block calls batch_norm(x, mean, var, weight=None, bias=beta, ..., eps).
     convs = [m for _, m in torchscript.named_modules() if hasattr(m, "beta")]
-    assert len(convs) == fid_helper.NUM_CONVS
+    assert len(convs) == weights_wheel.NUM_CONVS
     for m in convs:
         assert "mean, var, None, beta, False" in m.code and "0.001" in m.code, m.code
 
@@ -100,24 +100,26 @@ def test_conversion_equals_the_torchscript_network(torchscript, converted, size,
 
 
 def test_converted_model_labels_and_classifier(converted, real_file):
-    assert converted.extractor_id == f"inception-v3-tf-2015-12-05:sha256-{fid_helper.SHA256[:16]}"
+    assert (
+        converted.extractor_id == f"inception-v3-tf-2015-12-05:sha256-{weights_wheel.SHA256[:16]}"
+    )
     assert converted.has_classifier is False and converted.weights_path == str(real_file)
     _, logits = converted(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
     assert torch.isnan(logits).all()  # no head: IS from these logits is refused, not silent
 
 
 def test_conversion_is_cached_under_the_source_hash(real_file, converted, monkeypatch):
-    target = fid_helper.cached_path(fid_helper.SHA256)
+    target = weights_wheel.cached_path(weights_wheel.SHA256)
     assert not target.exists()
     first = load_inception(real_file)
-    assert target.is_file() and fid_helper.SHA256[:16] in target.name
+    assert target.is_file() and weights_wheel.SHA256[:16] in target.name
     assert not list(target.parent.glob("*.tmp"))  # written atomically, nothing left over
 
     def no_torchscript(path):
         raise AssertionError("the cached conversion should have been used")
 
     with monkeypatch.context() as m:
-        m.setattr(fid_helper, "read_torchscript_state", no_torchscript)
+        m.setattr(weights_wheel, "read_torchscript_state", no_torchscript)
         second = load_inception(real_file)
     for (k, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b) or (torch.isnan(a).all() and torch.isnan(b).all()), k
@@ -134,7 +136,7 @@ def test_default_order_path_env_hub_cache_package_download(tmp_path, monkeypatch
     package_file = tmp_path / "pkg" / "default_1.pt"
     package_file.parent.mkdir()
     package_file.write_bytes(b"pretend")
-    monkeypatch.setattr(fid_helper, "find_weights", lambda: package_file)
+    monkeypatch.setattr(weights_wheel, "find_weights", lambda: package_file)
     hub = tmp_path / "hub"
     hub.mkdir()
     url = (tmp_path / "server" / "weights-inception-2015-12-05-6726825d.pth").as_uri()

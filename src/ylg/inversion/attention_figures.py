@@ -11,12 +11,12 @@ Files, for each network ``n`` in ``g``, ``d`` that has an attention layer::
     OUT/image.png         the image (OUT/reconstruction.png too after an inversion)
     OUT/n_saliency.png    per-head saliency over the image (Figures 5 / 8)
     OUT/n_queries.png     per query point, each head's attention over the image (Figure 6)
+    OUT/n_masks.png       each head's mask [Nq, Nk]
+    OUT/attention.json    what was drawn: sizes, query points and cells, class, sources
 
 The maps use the ``relative`` normalisation by default (1 = the head attends uniformly within
 its mask; see :mod:`ylg.attention.analysis`), one colour scale per figure with a colour bar,
 and panels named by head (``0: RTL step 0``, ...).
-    OUT/n_masks.png       each head's mask [Nq, Nk]
-    OUT/attention.json    what was drawn: sizes, query points and cells, class, sources
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from torch import Tensor, nn
 
 from ylg.attention.analysis import NORMALIZATIONS, head_names, saliency_from_probs
 from ylg.data import load_image
-from ylg.inversion.invert import frozen, initial_latents, invert
+from ylg.inversion.invert import frozen, invert
+from ylg.inversion.latents import initial_latents
 from ylg.models.loading import load_for_inference
 from ylg.runtime.device import resolve_device
 from ylg.viz.attention import (
