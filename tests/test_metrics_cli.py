@@ -303,3 +303,20 @@ def test_real_inception_end_to_end(run_dir, tmp_path, monkeypatch, capsys):
     result = json.loads(out_json.read_text())
     assert result["metrics"]["fid"] > 0 and result["metrics"]["is"] >= 1
     assert any("fewer than the feature dimension 2048" in w for w in result["warnings"])
+
+
+def test_eval_bootstrap_prints_and_saves_intervals(run_dir, tmp_path, tiny_inception, capsys):
+    out_json = tmp_path / "eval-boot.json"
+    argv = ["eval", str(run_dir), "--data", "builtin", "--ref-n", "40", "--n", "30",
+            "--metrics", "fid,kid", "--kid-subset-size", "20", "--kid-subsets", "5",
+            "--bootstrap", "50", "--device", "cpu", "--no-progress",
+            "--out", str(out_json)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    m = json.loads(out_json.read_text())["metrics"]
+    lo, hi = m["fid_ci95"]
+    assert lo < m["fid"] < hi and "95% CI" in printed
+    klo, khi = m["kid_ci95"]
+    assert klo < m["kid"] < khi  # the subset estimate and the full-set MMD^2 agree
+    assert main(argv[:-2] + ["--bootstrap", "1"]) == 2  # one resample is no interval
+    assert "bootstrap must be 0 (off) or an integer >= 2, got 1" in capsys.readouterr().err

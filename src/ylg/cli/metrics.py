@@ -106,6 +106,12 @@ def register(sub) -> None:
     e.add_argument("--kid-subsets", type=_positive_int, default=100, help="default 100")
     e.add_argument("--kid-subset-size", type=_positive_int, default=1000, help="default 1000")
     e.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N",
+        help="95%% intervals of FID and KID from N resamples of the generated features "
+        "(a checkpoint only; e.g. 200; 0 = off). FID at small --n is biased upwards: compare "
+        "models by these intervals and KID, at equal n (docs/metrics.md)",
+    )  # fmt: skip
+    e.add_argument(
         "--out", default=None,
         help="JSON file (default: <run dir>/eval-step<S>-n<N>.json for a checkpoint; none for "
         "--images)",
@@ -165,6 +171,7 @@ def run_eval(args) -> int:
         device=args.device,
         kid_subsets=args.kid_subsets,
         kid_subset_size=args.kid_subset_size,
+        bootstrap=args.bootstrap,
         cache=not args.no_cache,
         num_workers=args.workers,
         progress=not args.no_progress,

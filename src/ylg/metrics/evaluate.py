@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ylg.metrics.bootstrap import bootstrap_fid, bootstrap_kid
 from ylg.metrics.features import FeatureMoments
 from ylg.metrics.fid import fid_from_statistics, warn_if_undersampled
 from ylg.metrics.inception import InceptionV3FID
@@ -60,6 +61,7 @@ def evaluate_generator(
     is_splits: int = 10,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
+    bootstrap: int = 0,
     progress: bool = True,
 ) -> dict[str, float]:
     """Metrics of ``n`` samples of ``G`` (``G(z [B, z_dim], y [B] | None) -> [B, 3, R, R]``).
@@ -68,6 +70,8 @@ def evaluate_generator(
     requested ``metrics`` (any of ``fid``, ``is``, ``kid``). FID and KID need ``reference``
     (its resolution and extractor must match G and the Inception); KID needs its stored
     features and uses subsets of ``min(kid_subset_size, n, stored)`` samples.
+    ``bootstrap`` > 0 adds ``fid_ci95`` / ``kid_ci95``: 95% percentile intervals from that many
+    resamples of the generated features (:mod:`ylg.metrics.bootstrap`).
     G is run in eval mode and put back in the mode it was in.
     """
     metrics = parse_metrics(metrics)
@@ -78,6 +82,8 @@ def evaluate_generator(
     n = int(n)
     if "is" in metrics and n < is_splits:
         raise ValueError(f"n={n} is fewer than the {is_splits} Inception Score splits")
+    if int(bootstrap) != bootstrap or bootstrap < 0 or bootstrap == 1:
+        raise ValueError(f"bootstrap must be 0 (off) or an integer >= 2, got {bootstrap!r}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     needs_ref = [m for m in metrics if m in ("fid", "kid")]
@@ -107,7 +113,8 @@ def evaluate_generator(
     G.eval()
     moments = FeatureMoments()
     logits = [] if "is" in metrics else None  # [B, 1008] per batch, on the CPU
-    pools = [] if "kid" in metrics else None  # [B, 2048] per batch, on the CPU
+    keep_pools = "kid" in metrics or (bootstrap > 0 and "fid" in metrics)
+    pools = [] if keep_pools else None  # [B, 2048] per batch, on the CPU
     try:
         bar = tqdm(total=n, desc="evaluate", unit="img", disable=not progress)
         with bar, torch.no_grad():
@@ -145,6 +152,21 @@ def evaluate_generator(
         out["kid"], out["kid_std"] = kid_from_features(
             torch.cat(pools), ref_features, subsets=kid_subsets, subset_size=m
         )
+    if bootstrap > 0 and pools is not None:
+        out.update(_intervals(torch.cat(pools), reference, metrics, bootstrap, seed))
+    return out
+
+
+def _intervals(pools: Tensor, reference: ReferenceStats, metrics, n_boot: int, seed: int) -> dict:
+    """``fid_ci95`` and ``kid_ci95`` ([low, high]) of the requested metrics."""
+    out = {}
+    if "fid" in metrics:
+        out["fid_ci95"] = bootstrap_fid(pools, reference.mu, reference.sigma, n_boot, seed=seed)[
+            "ci"
+        ]
+    if "kid" in metrics:
+        kid = bootstrap_kid(pools, np.asarray(reference.features), n_boot, seed=seed)
+        out["kid_ci95"] = kid["ci"]
     return out
 
 

@@ -139,6 +139,7 @@ def evaluate_run(
     device: str = "auto",
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
+    bootstrap: int = 0,
     cache: bool = True,
     num_workers: int = 0,
     progress: bool = True,
@@ -156,6 +157,8 @@ def evaluate_run(
             all). ``seed``: the sampling / subset seed. ``use_ema``: the EMA generator.
         inception_weights: the Inception weight file (default: see
             :func:`ylg.metrics.load_inception`).
+        bootstrap: resamples for 95% intervals of FID and KID (``fid_ci95``, ``kid_ci95``;
+            0 = none; a checkpoint's samples only).
         cache: reuse cached statistics of the data sets (``False``: recompute them).
 
     Returns:
@@ -167,6 +170,11 @@ def evaluate_run(
         checkpoint, images, resolution=resolution, metrics=metrics, use_ema=use_ema,
         data=data, ref=ref,
     )  # fmt: skip
+    if bootstrap and images is not None:
+        raise ValueError(
+            f"bootstrap={bootstrap}: intervals are computed for a checkpoint's samples; with "
+            "images, compare the sets with KID (its std over subsets) instead"
+        )
     device = str(resolve_device(device))
     loaded = None
     if images is None:
@@ -198,7 +206,9 @@ def evaluate_run(
         warnings.simplefilter("always")
         if loaded is not None:
             n = n if n is not None else 50000
-            values = _metrics.evaluate_generator(loaded.G, n=n, reference=reference, **common)
+            values = _metrics.evaluate_generator(
+                loaded.G, n=n, reference=reference, bootstrap=bootstrap, **common
+            )
         else:
             values, stats = _metrics.evaluate_images(
                 data_source(images), resolution, reference=reference, n=n, cache=cache,
@@ -256,6 +266,8 @@ def format_table(report: dict) -> str:
     for name in report["metrics_requested"]:
         value = report["metrics"][name]
         std = report["metrics"].get(f"{name}_std")
-        std_text = "" if std is None else f"{std:>14.6g}"
-        lines.append(f"{name.upper():<8}{value:>14.6g}{std_text}")
+        std_text = f"{'':>14}" if std is None else f"{std:>14.6g}"
+        ci = report["metrics"].get(f"{name}_ci95")
+        ci_text = "" if ci is None else f"   95% CI [{ci[0]:.6g}, {ci[1]:.6g}]"
+        lines.append(f"{name.upper():<8}{value:>14.6g}{std_text}{ci_text}".rstrip())
     return "\n".join(lines)
