@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from ylg.metrics.bootstrap import _sqrt_psd, bootstrap_fid, bootstrap_kid, fid_with_sqrt
+from ylg.metrics.bootstrap import FidResampler, bootstrap_fid, bootstrap_kid
 from ylg.metrics.fid import feature_statistics, fid_from_statistics
 from ylg.metrics.kid import polynomial_mmd2_unbiased
 
@@ -20,15 +20,25 @@ def _scipy_fid(x, mu2, s2):
 
 
 @pytest.mark.parametrize("n, dim", [(40, 8), (12, 30)])  # more and fewer samples than dims
-def test_the_fast_fid_equals_the_sqrtm_reference(n, dim):
+def test_the_fast_resampled_fid_equals_the_sqrtm_reference(n, dim):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, dim))
     ref = rng.normal(0.3, 1.5, size=(200, dim))
     mu2, s2 = feature_statistics(ref)
-    fast = fid_with_sqrt(torch.from_numpy(x), torch.from_numpy(mu2), float(np.trace(s2)),
-                         _sqrt_psd(s2))  # fmt: skip
-    assert fast == pytest.approx(_scipy_fid(x, mu2, s2), rel=1e-8, abs=1e-8)
-    assert fast == pytest.approx(fid_from_statistics(*feature_statistics(x), mu2, s2), rel=1e-6)
+    fid = FidResampler(torch.from_numpy(x), torch.from_numpy(mu2), s2)
+    ones = np.ones(n)
+    # scipy's sqrtm is good to ~1e-7 relative here; the eigenvalues of S1 S2 carry rounding
+    # noise from the zero eigenvalues when n < D (~1e-8 relative), which the Gram form drops
+    assert fid(torch.from_numpy(ones)) == pytest.approx(_scipy_fid(x, mu2, s2), rel=1e-6)
+    assert fid(torch.from_numpy(ones)) == pytest.approx(
+        fid_from_statistics(*feature_statistics(x), mu2, s2), rel=1e-7
+    )
+    for _ in range(3):  # resamples with repeats: the FID of the repeated rows
+        counts = rng.multinomial(n, np.full(n, 1 / n)).astype(float)
+        rows = np.repeat(x, counts.astype(int), axis=0)
+        want = _scipy_fid(rows, mu2, s2)
+        assert fid(torch.from_numpy(counts)) == pytest.approx(want, rel=1e-6)
+        assert want == pytest.approx(fid_from_statistics(*feature_statistics(rows), mu2, s2))
 
 
 def test_fid_interval_covers_the_estimate_and_shrinks_with_n():

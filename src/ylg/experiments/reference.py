@@ -1,4 +1,9 @@
-"""FID/KID reference statistics of an ablation: computed once, shared by every run."""
+"""FID/KID reference statistics of an ablation: computed once, shared by every run.
+
+They come through ylg's statistics cache (:func:`ylg.metrics.reference_stats`, keyed by the
+data files, the resolution, ``n``, the seed and the Inception weights), so a second ablation or
+a training run on the same data and sizes reuses them instead of recomputing; the ablation
+folder keeps its own copy (``fid-reference.npz``) that every run reads."""
 
 from __future__ import annotations
 
@@ -40,7 +45,8 @@ def ensure_reference(the_plan: Plan, *, progress: bool = True) -> Path:
             )
         return path
     device = str(resolve_device(config.device))
-    print(f"ylg ablate: reference statistics of {n} images of {source} -> {path}", flush=True)
+    print(f"ylg ablate: reference statistics of {n} images of {source} -> {path} (cached)",
+          flush=True)  # fmt: skip
     inception = metrics.load_inception(device=device, progress=progress)
     stats = metrics.reference_stats(
         config.data,
@@ -48,7 +54,7 @@ def ensure_reference(the_plan: Plan, *, progress: bool = True) -> Path:
         n=n,
         device=device,
         inception=inception,
-        cache=False,
+        cache=True,
         progress=progress,
     )
     return stats.save(path)

@@ -9,8 +9,10 @@ features are resampled too) and report percentile intervals.
 FID of a resample is computed exactly, without a D x D eigenproblem per resample: with the
 reference covariance ``S2 = R R`` (``R`` its symmetric square root, computed once) and the
 resample's centred features ``A`` [n, D], ``tr sqrt(S1 S2) = tr sqrt(R S1 R)`` and
-``R S1 R = (A R).T (A R) / (n - 1)``, so the trace is the sum of the singular values of
-``A R`` over ``sqrt(n - 1)`` (tested against :func:`ylg.metrics.fid.fid_from_statistics`).
+``R S1 R = (A R).T (A R) / (n - 1)``, whose non-zero eigenvalues are those of the n x n Gram
+matrix ``(A R)(A R).T / (n - 1)``; :class:`FidResampler` builds that Gram matrix for any
+resample from one kernel matrix of the features (tested against scipy's ``sqrtm`` and
+:func:`ylg.metrics.fid.fid_from_statistics`).
 
 KID's interval is of the unbiased MMD^2 over *all* features of both sets (KID's point value
 averages it over random subsets; both estimate the same MMD^2): the kernel matrices are
@@ -48,15 +50,43 @@ def _sqrt_psd(sigma: np.ndarray) -> Tensor:
     return (v * w.clamp_min(0).sqrt()) @ v.T  # [D, D]
 
 
-def fid_with_sqrt(x: Tensor, mu2: Tensor, tr2: float, root2: Tensor) -> float:
-    """FID of features ``x`` [n, D] (float64) against a Gaussian with mean ``mu2``, trace of
-    covariance ``tr2`` and covariance square root ``root2`` (see the module docstring)."""
-    mu1 = x.mean(0)
-    a = x - mu1
-    tr1 = float((a * a).sum()) / (len(x) - 1)
-    tr_covmean = float(torch.linalg.svdvals(a @ root2).sum()) / np.sqrt(len(x) - 1)
-    diff = mu1 - mu2
-    return float(diff @ diff) + tr1 + tr2 - 2 * tr_covmean
+class FidResampler:
+    """FID of resamples of fixed features ``x`` [n, D] against a fixed Gaussian, fast.
+
+    A resample is given by its counts ``c`` [n] (how often each row was drawn; sum n). With
+    ``X = x R`` and ``K = X X.T`` computed once, the non-zero eigenvalues of ``R S1 R`` are
+    those of the small Gram matrix of the drawn rows, ``G = diag(sqrt c) (K - Kc 1.T / n -
+    1 (Kc).T / n + c.T K c / n^2) diag(sqrt c) / (n - 1)`` over the rows with ``c > 0``: one
+    symmetric eigenproblem of at most n x n per resample (the same number as
+    FID of the repeated rows; tested against scipy's ``sqrtm``)."""
+
+    def __init__(self, x: Tensor, mu2: Tensor, sigma2: np.ndarray):
+        self.x = x  # [n, D] float64
+        self.mu2 = mu2
+        self.tr2 = float(np.trace(sigma2))
+        xr = x @ _sqrt_psd(sigma2)  # [n, D]
+        self.k = xr @ xr.T  # [n, n]
+        self.sq = (x * x).sum(1)  # [n]
+
+    def __call__(self, counts: Tensor) -> float:
+        n = float(counts.sum())
+        sel = counts > 0
+        c = counts[sel]
+        kc = self.k[sel] @ counts / n  # [m]: X_i . mean
+        ckc = float(counts @ self.k @ counts) / n**2  # |mean|^2
+        g = self.k[sel][:, sel] - kc[:, None] - kc[None, :] + ckc  # [m, m]
+        root = c.sqrt()
+        g = g * root[:, None] * root[None, :] / (n - 1)
+        eig = torch.linalg.eigvalsh(g)
+        # The Gram matrix has rank <= min(m - 1, D): its other eigenvalues are rounding noise
+        # (~1e-16 of the largest), whose square roots would add up; drop them as numpy's
+        # matrix_rank does (tolerance: largest * size * eps).
+        eig = eig[eig > eig.max() * len(eig) * torch.finfo(eig.dtype).eps]
+        tr_covmean = float(eig.sqrt().sum())
+        mu1 = counts @ self.x / n  # [D]
+        tr1 = (float(counts @ self.sq) - n * float(mu1 @ mu1)) / (n - 1)
+        diff = mu1 - self.mu2
+        return float(diff @ diff) + tr1 + self.tr2 - 2 * tr_covmean
 
 
 def bootstrap_fid(
@@ -75,12 +105,12 @@ def bootstrap_fid(
     mu2 = torch.from_numpy(np.asarray(ref_mu, np.float64))
     if mu2.shape != (x.shape[1],):
         raise ValueError(f"ref_mu must be [{x.shape[1]}], got {tuple(mu2.shape)}")
-    root2 = _sqrt_psd(ref_sigma)
-    tr2 = float(np.trace(ref_sigma))
+    fid = FidResampler(x, mu2, ref_sigma)
     rng = np.random.default_rng(seed)
+    p = np.full(len(x), 1 / len(x))
     values = np.array(
         [
-            fid_with_sqrt(x[torch.from_numpy(rng.integers(0, len(x), len(x)))], mu2, tr2, root2)
+            fid(torch.from_numpy(rng.multinomial(len(x), p).astype(np.float64)))
             for _ in range(n_boot)
         ]
     )
