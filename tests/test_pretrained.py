@@ -88,3 +88,14 @@ def test_each_shipped_model_loads_and_generates(name):
     assert x.shape == (n, 3, r, r) and torch.isfinite(x).all() and x.abs().max() <= 1
     assert x.std() > 0.05  # not a constant image
     assert score.shape[0] == n and torch.isfinite(score).all()
+
+
+def test_load_models_takes_a_run_or_checkpoint_and_names_the_shipped_ones(tmp_path):
+    from ylg.models.pretrained import load_models
+
+    ckpt = _checkpoint(tmp_path / "run" / "latest.pt")
+    for source in (ckpt, tmp_path / "run"):
+        m = load_models(source)
+        assert torch.equal(_samples(m.G), _samples(load_for_inference(ckpt).G))
+    with pytest.raises(FileNotFoundError, match="does not exist, and it is not the name of a"):
+        load_models(tmp_path / "nothing-here")

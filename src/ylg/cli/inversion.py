@@ -42,8 +42,10 @@ def register(sub) -> None:
         "latent and a JSON with PSNR / SSIM into OUT/<image name>/.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any common format)")
-    p.add_argument(
-        "--checkpoint", required=True, help="run directory (latest checkpoint) or checkpoint file"
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="run directory (latest checkpoint) or checkpoint file")
+    model.add_argument(
+        "--pretrained", metavar="NAME", help="a model shipped with ylg, e.g. emoji32-ylg"
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -113,7 +115,12 @@ def register(sub) -> None:
         description="Per-head saliency overlays of G's and D's attention layers, the attention "
         "of chosen query points over the image, and each head's mask.",
     )
-    a.add_argument("checkpoint", help="run directory (latest checkpoint) or checkpoint file")
+    a.add_argument(
+        "checkpoint", nargs="?", help="run directory (latest checkpoint) or checkpoint file"
+    )
+    a.add_argument(
+        "--pretrained", metavar="NAME", help="a model shipped with ylg instead, e.g. emoji32-ylg"
+    )
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="a real image: D's attention on it")
     src.add_argument("--seed", type=int, help="generate an image with G: G's and D's attention")
@@ -178,7 +185,7 @@ def run_invert(args) -> int:
         )
 
     records = invert_images(
-        args.checkpoint,
+        args.checkpoint or args.pretrained,
         args.images,
         args.out,
         methods=methods,
@@ -208,8 +215,10 @@ def run_invert(args) -> int:
 def run_attention(args) -> int:
     from ylg.inversion.attention_figures import attention_figures
 
+    if (args.checkpoint is None) == (args.pretrained is None):
+        raise ValueError("give a checkpoint (run directory or file) or --pretrained NAME, not both")
     paths = attention_figures(
-        args.checkpoint,
+        args.checkpoint or args.pretrained,
         args.out,
         image=args.image,
         seed=args.seed,

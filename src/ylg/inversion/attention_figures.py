@@ -34,7 +34,7 @@ from ylg.attention.analysis import NORMALIZATIONS, head_names, saliency_from_pro
 from ylg.data import load_image
 from ylg.inversion.invert import frozen, invert
 from ylg.inversion.latents import initial_latents
-from ylg.models.loading import load_for_inference
+from ylg.models.pretrained import load_models
 from ylg.runtime.device import resolve_device
 from ylg.viz.attention import (
     head_masks_figure,
@@ -143,7 +143,7 @@ def attention_figures(
     if (image is None) == (seed is None):
         raise ValueError("give exactly one of image (a file) and seed (generate with G)")
     dev = resolve_device(device)
-    models = load_for_inference(checkpoint, device=dev, use_ema=use_ema)
+    models = load_models(checkpoint, device=dev, use_ema=use_ema)
     G, D = models.G, models.D
     if G.attention is None and D.attention is None:
         raise ValueError(

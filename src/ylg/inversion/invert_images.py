@@ -29,7 +29,7 @@ from ylg.data import load_image
 from ylg.inversion.invert import InversionResult, invert
 from ylg.inversion.losses import METHODS, check_method, original_heads
 from ylg.inversion.quality import reconstruction_quality
-from ylg.models.loading import load_for_inference
+from ylg.models.pretrained import load_models
 from ylg.runtime.device import resolve_device
 from ylg.viz.attention import saliency_figure, save_figure
 from ylg.viz.grids import make_grid, save_image
@@ -215,7 +215,7 @@ def invert_images(
     for m in methods:
         check_method(m)
     dev = resolve_device(device)
-    models = load_for_inference(checkpoint, device=dev, use_ema=use_ema)
+    models = load_models(checkpoint, device=dev, use_ema=use_ema)
     G, D = models.G, models.D
     check_methods_usable(methods, D)
     num_classes = int(G.num_classes)

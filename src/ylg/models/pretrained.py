@@ -22,11 +22,18 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ylg.models.loading import MODEL_OPTIONS, LoadedModels, build_models
+from ylg.models.loading import MODEL_OPTIONS, LoadedModels, build_models, load_for_inference
 from ylg.runtime.checkpoint import load_checkpoint
 from ylg.runtime.files import atomic_path, atomic_write_text, file_digest
 
-__all__ = ["PRETRAINED", "WEIGHTS_DIR", "available", "export_pretrained", "load_pretrained"]
+__all__ = [
+    "PRETRAINED",
+    "WEIGHTS_DIR",
+    "available",
+    "export_pretrained",
+    "load_models",
+    "load_pretrained",
+]
 
 #: where the shipped files live
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -111,3 +118,24 @@ def export_pretrained(
         "D_sha256": file_digest(d_path),
     }
     return atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+
+
+def load_models(
+    source: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True
+) -> LoadedModels:
+    """G and D from a run directory or checkpoint file, else from the shipped model of that
+    name (:data:`PRETRAINED`); what ``generate``, ``invert`` and ``attention`` load.
+
+    Shipped models hold only the EMA generator, so ``use_ema=False`` is refused for them."""
+    path = Path(source)
+    if not path.exists() and str(source) in available():
+        if not use_ema:
+            raise ValueError(f"{source} is a shipped model: it holds only the EMA generator")
+        return load_pretrained(str(source), device)
+    if not path.exists():
+        names = ", ".join(available()) or "none in this installation"
+        raise FileNotFoundError(
+            f"checkpoint or run directory {source} does not exist, and it is not the name of a "
+            f"shipped model ({names})"
+        )
+    return load_for_inference(path, device=device, use_ema=use_ema)
