@@ -46,7 +46,7 @@ class _MeanColourClassifier(nn.Module):
 def test_run_demo_leaves_its_outputs_and_the_gan_test_of_untruncated_ema_samples(
     tmp_path, monkeypatch
 ):
-    from ylg.cli import demo
+    from ylg import demo
     from ylg.generate import sample
     from ylg.metrics import gan_test as gan_test_module
     from ylg.models.loading import load_for_inference

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ylg.models.loading import load_for_inference
+from ylg.runtime.device import resolve_device
 from ylg.viz.grids import save_gif, save_grid, save_image, to_uint8
 
 #: the interpolation GIF is enlarged (nearest neighbour) to at least this width by default
@@ -255,7 +256,7 @@ def generate(
     gif_scale: int | None = None,
     seed: int = 0,
     use_ema: bool = True,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     batch_size: int = 64,
 ) -> list[Path]:
     """Write images (or one grid) and optionally an interpolation GIF from a checkpoint.
@@ -275,11 +276,13 @@ def generate(
             segment between latents (keyframes drawn from ``seed``).
         gif_scale: enlarge the GIF this many times, nearest neighbour; default the smallest
             factor that makes it at least :data:`GIF_MIN_WIDTH` pixels wide.
+        device: where G runs: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:N"``.
     Returns:
         The written paths.
     """
     if gif_scale is not None and gif_scale < 1:
         raise ValueError(f"gif_scale={gif_scale} must be an integer >= 1")
+    device = resolve_device(device)
     models = load_for_inference(source, device=device, use_ema=use_ema)
     G = models.G
     classes = resolve_classes(classes, models.class_names, int(getattr(G, "num_classes", 0)))

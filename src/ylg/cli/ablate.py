@@ -16,7 +16,7 @@ from ylg.training.config import PRESETS
 
 def register(sub) -> None:
     from ylg.cli import LazyChoices, attention_variants
-    from ylg.cli.train import _add_config_flags
+    from ylg.cli.config_flags import add_config_flags
 
     p = sub.add_parser(
         "ablate",
@@ -59,7 +59,7 @@ def register(sub) -> None:
         help="only write the table and curves of the runs in --out as they are (no training)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _add_config_flags(p)
+    add_config_flags(p)
     p.set_defaults(func=run, data_workers=_data_workers)
 
 
@@ -71,7 +71,7 @@ def _data_workers(args) -> int:
 
 
 def _options(args) -> dict:
-    from ylg.cli.train import config_overrides
+    from ylg.cli.config_flags import config_overrides
 
     return config_overrides(args)
 
