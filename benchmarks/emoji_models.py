@@ -93,7 +93,8 @@ def main(argv=None) -> int:
             "step": m.step, **values, "gan_test": tests, "seconds": time.perf_counter() - t,
         }  # fmt: skip
         atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
-        print(name, json.dumps(values), {k: v["gan_test_accuracy"] for k, v in tests.items()}, flush=True)
+        accs = {k: v["gan_test_accuracy"] for k, v in tests.items()}
+        print(name, json.dumps(values), accs, flush=True)
     out["protocol"]["seconds_total"] = time.perf_counter() - t0
     atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
     print(f"\nGAN-test classifier: {100 * real_acc:.1f}% on {n_te} held-out real images")

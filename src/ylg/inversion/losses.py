@@ -2,8 +2,8 @@
 
 Notation: ``x`` the target images, ``G(z)`` the reconstructions, ``f = D0`` the
 discriminator up to (not including) its attention layer, ``S_h`` head ``h``'s saliency map of
-the *target* (:func:`ylg.attention.analysis.saliency_maps`) projected by nearest neighbour to ``f``'s
-spatial size and rescaled to spatial mean 1, ``S'`` the mean over heads. Every loss is per
+the *target* (:func:`ylg.attention.analysis.saliency_maps`) projected by nearest neighbour to
+``f``'s spatial size and rescaled to spatial mean 1, ``S'`` the mean over heads. Every loss is per
 sample (shape ``[N]``) and a mean over channels and positions, so that a uniform saliency
 reproduces the ``features`` loss exactly (and ``saliency-heads`` gives ``heads`` times it):
 
