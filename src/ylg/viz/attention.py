@@ -113,8 +113,8 @@ def saliency_figure(
     Args:
         image: ``[3, R, R]`` in [-1, 1].
         saliency: ``[heads, hk, wk]`` (e.g. :func:`ylg.attention.analysis.saliency_maps` of one
-            image), or a stack of layers ``[L, heads, hk, wk]`` drawn as ``L`` rows (``labels`` names
-            the rows).
+            image), or a stack of layers ``[L, heads, hk, wk]`` drawn as ``L`` rows
+            (``labels`` names the rows).
         head_names: panel titles (default ``head h``).
         vmax: top of the colour scale (default: the largest value drawn).
         colorbar_label: what the values are (the default fits ``relative`` maps).
