@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ylg.models.loading import load_for_inference
+from ylg.models.pretrained import load_models
 from ylg.runtime.device import resolve_device
 from ylg.viz.grids import save_gif, save_grid, save_image, to_uint8
 
@@ -262,7 +262,8 @@ def generate(
     """Write images (or one grid) and optionally an interpolation GIF from a checkpoint.
 
     Args:
-        source: run directory (its latest checkpoint) or checkpoint file.
+        source: run directory (its latest checkpoint), checkpoint file, or the name of a
+            shipped model (:data:`ylg.models.pretrained.PRETRAINED`).
         out: output folder (created).
         n: number of images, all drawn from ``seed``.
         seeds: instead of ``n``: one image per seed (``seed0007.png``; see
@@ -283,7 +284,7 @@ def generate(
     if gif_scale is not None and gif_scale < 1:
         raise ValueError(f"gif_scale={gif_scale} must be an integer >= 1")
     device = resolve_device(device)
-    models = load_for_inference(source, device=device, use_ema=use_ema)
+    models = load_models(source, device=device, use_ema=use_ema)
     G = models.G
     classes = resolve_classes(classes, models.class_names, int(getattr(G, "num_classes", 0)))
     out = Path(out)

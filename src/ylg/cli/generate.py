@@ -13,7 +13,10 @@ def register(sub) -> None:
         "With --seeds, one image per seed (seed0007.png, ...): the same seed gives the same "
         "image whatever the other seeds; else --n images from --seed (00000.png, ...).",
     )
-    g.add_argument("source", help="run directory (latest checkpoint) or checkpoint file")
+    g.add_argument("source", nargs="?", help="run directory (latest checkpoint) or checkpoint file")
+    g.add_argument(
+        "--pretrained", metavar="NAME", help="a model shipped with ylg instead, e.g. emoji32-ylg"
+    )
     g.add_argument(
         "--n", type=int, default=None, help="number of images, drawn from --seed (default 16)"
     )
@@ -89,7 +92,7 @@ def run_generate(args) -> int:
         classes = [int(c) if c.lstrip("-").isdigit() else c for c in args.classes]
 
     paths = generate(
-        args.source,
+        _source(args),
         args.out,
         n=16 if args.n is None else args.n,
         seeds=seeds,
@@ -105,3 +108,9 @@ def run_generate(args) -> int:
     )
     print(f"ylg generate: wrote {len(paths)} file(s) to {args.out}")
     return 0
+
+
+def _source(args) -> str:
+    if (args.source is None) == (args.pretrained is None):
+        raise ValueError("give a run directory or checkpoint file, or --pretrained NAME (one)")
+    return args.source or args.pretrained
