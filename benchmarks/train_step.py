@@ -8,6 +8,13 @@ peak RSS on the CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
     python benchmarks/train_step.py                      # demo and cifar32 on the CPU
     python benchmarks/train_step.py --device cuda        # + imagenet128 on a GPU
     python benchmarks/train_step.py --presets cifar32 --batch-size 16 --steps 5
+    python benchmarks/train_step.py --presets demo --set g_width=32 d_width=32 --num-classes 9 \
+        --threads 1 --channels-last --compile --json out.json   # emoji 32 px options
+
+``--set KEY=VALUE`` overrides preset options (as ``ylg train --set``); ``--threads N`` sets the
+child's torch threads; ``--channels-last`` converts G, D and the real batch to channels-last
+(not done by ``ylg train``); ``--compile`` wraps G and D in ``torch.compile`` as
+``ylg train --compile`` does, and reports the warm-up (compile) time separately.
 """
 
 from __future__ import annotations
@@ -21,19 +28,33 @@ import time
 
 
 def _measure(
-    preset: str, variant: str, device: str, batch: int | None, steps: int, backend, q
+    preset: str,
+    variant: str,
+    device: str,
+    batch: int | None,
+    steps: int,
+    backend,
+    q,
+    overrides=None,
+    threads=None,
+    channels_last=False,
+    compile_=False,
+    num_classes=10,
 ) -> None:
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from ylg.models.loading import build_models
     from ylg.training.config import resolve
     from ylg.training.loss import HingeLoss
 
-    cfg = resolve(preset, {"attention": variant})
+    cfg = resolve(preset, {**(overrides or {}), "attention": variant})
     b = batch or cfg.batch_size
     torch.manual_seed(0)
     dev = torch.device(device)
-    G, D = build_models(cfg, 10, dev)
+    G, D = build_models(cfg, num_classes, dev)
     if backend is not None:
         for net in (G, D):
             if net.attention is not None:
@@ -43,11 +64,19 @@ def _measure(
         import functools
 
         autocast = functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-    loss_fn = HingeLoss(G, D, autocast=autocast)
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        G, D = G.to(memory_format=mf), D.to(memory_format=mf)
+    if compile_:
+        G_train, D_train = torch.compile(G), torch.compile(D)
+        loss_fn = HingeLoss(G_train, D_train, G_train=G_train, D_train=D_train, autocast=autocast)
+    else:
+        loss_fn = HingeLoss(G, D, autocast=autocast)
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
     real = torch.rand(b, 3, cfg.resolution, cfg.resolution, device=dev) * 2 - 1
-    y = torch.randint(10, (b,), device=dev)
+    real = real.contiguous(memory_format=mf)
+    y = torch.randint(num_classes, (b,), device=dev)
 
     def step():
         for p in D.parameters():
@@ -67,9 +96,11 @@ def _measure(
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(2):  # warm-up: mask building, allocator, cudnn autotuning
+    t0 = time.perf_counter()
+    for _ in range(2):  # warm-up: mask building, allocator, cudnn autotuning, compilation
         step()
     sync()
+    warmup = time.perf_counter() - t0
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
@@ -82,13 +113,15 @@ def _measure(
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
-    q.put((b, times, peak))
+    q.put((b, times, peak, warmup, torch.get_num_threads()))
 
 
-def measure(preset, variant, device, batch, steps, backend=None):
+def measure(preset, variant, device, batch, steps, backend=None, **kw):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(preset, variant, device, batch, steps, backend, q))
+    p = ctx.Process(
+        target=_measure, args=(preset, variant, device, batch, steps, backend, q), kwargs=kw
+    )
     p.start()
     result = q.get()
     p.join()
@@ -105,8 +138,28 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--backend", default=None, help="attention backend for every variant (default: auto)"
     )
+    ap.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="preset overrides, as ylg train --set",
+    )
+    ap.add_argument("--num-classes", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in the child")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    ap.add_argument("--tag", default="", help="label for this configuration in the output")
+    ap.add_argument("--json", default=None, help="append one JSON line per row to this file")
     args = ap.parse_args(argv)
+    import json
+    import platform
+
     import torch
+
+    from ylg.training.config import parse_assignments
+
+    overrides = parse_assignments(args.set)
 
     presets = args.presets or (
         ["demo", "cifar32", "imagenet128"]
@@ -117,19 +170,67 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
         f"attention backend {args.backend or 'auto'}"
     )
-    print("| preset | variant | batch | steps/s (median) | peak memory (MiB) | vs sagan |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| preset | variant | batch | threads | options | steps/s (median) | img/s | warm-up s "
+        "| peak memory (MiB) | vs sagan |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    opts = (
+        " ".join(
+            [*args.set]
+            + (["channels_last"] if args.channels_last else [])
+            + (["compile"] if args.compile else [])
+        )
+        or "-"
+    )
     for preset in presets:
         base = None
         for variant in args.variants:
-            b, times, peak = measure(
-                preset, variant, args.device, args.batch_size, args.steps, args.backend
+            b, times, peak, warmup, nthreads = measure(
+                preset,
+                variant,
+                args.device,
+                args.batch_size,
+                args.steps,
+                args.backend,
+                overrides=overrides,
+                threads=args.threads,
+                channels_last=args.channels_last,
+                compile_=args.compile,
+                num_classes=args.num_classes,
             )
             rate = 1.0 / statistics.median(times)
             base = rate if variant == "sagan" else base
             ratio = f"{rate / base:.2f}x" if base and variant != "sagan" else ""
-            print(f"| {preset} | {variant} | {b} | {rate:.3f} | {peak:.0f} | {ratio} |")
+            print(
+                f"| {preset} | {variant} | {b} | {nthreads} | {opts} | {rate:.3f} | "
+                f"{rate * b:.1f} | {warmup:.1f} | {peak:.0f} | {ratio} |"
+            )
             sys.stdout.flush()
+            if args.json:
+                row = {
+                    "tag": args.tag,
+                    "command": " ".join(sys.argv),
+                    "preset": preset,
+                    "variant": variant,
+                    "batch": b,
+                    "threads": nthreads,
+                    "overrides": args.set,
+                    "channels_last": args.channels_last,
+                    "compile": args.compile,
+                    "num_classes": args.num_classes,
+                    "steps_timed": len(times),
+                    "median_s": statistics.median(times),
+                    "steps_per_s": rate,
+                    "images_per_s": rate * b,
+                    "warmup_s": warmup,
+                    "times_s": times,
+                    "peak_mib": peak,
+                    "torch": torch.__version__,
+                    "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+                }
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(row) + "\n")
     return 0
 
 
