@@ -3,19 +3,27 @@
 - :class:`YLGAttention2d`: SAGAN's non-local block with per-head 2-D local sparse masks;
 - :func:`masked_attention`: ``softmax(q k^T, masked) v`` with a ``backend=`` choice;
 - :class:`HeadLayout` / :func:`build_layout`: the masks of every head and their block
-  structure.
+  structure;
+- :func:`grid_mask` / :func:`grid_attention`: YLG patterns on any token grid, with global
+  tokens; :class:`YLGSelfAttention`: a ViT-style attention block on ``[B, N, C]`` built on them.
 """
 
 from ylg.attention.functional import choose_backend, masked_attention
+from ylg.attention.grid import GRID_PATTERNS, grid_attention, grid_head_specs, grid_mask
 from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout, head_specs
-from ylg.attention.module import YLGAttention2d
+from ylg.attention.module import YLGAttention2d, YLGSelfAttention
 
 __all__ = [
+    "GRID_PATTERNS",
     "HeadGroup",
     "HeadLayout",
     "YLGAttention2d",
+    "YLGSelfAttention",
     "build_layout",
     "choose_backend",
+    "grid_attention",
+    "grid_head_specs",
+    "grid_mask",
     "head_specs",
     "masked_attention",
 ]

@@ -1,4 +1,10 @@
-"""``YLGAttention2d``: SAGAN's non-local block with YLG's 2-D local sparse heads."""
+"""The attention modules.
+
+- ``YLGAttention2d``: SAGAN's non-local block with YLG's 2-D local sparse heads (feature maps);
+- ``YLGSelfAttention``: a ViT-style attention block on token sequences ``[B, N, C]`` whose
+  tokens lie on a grid (after ``extra_tokens`` global tokens), through
+  :func:`ylg.attention.grid_attention`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ylg.attention.backends import BACKENDS
 from ylg.attention.functional import masked_attention
+from ylg.attention.grid import (
+    DEFAULT_RADIUS,
+    GRID_BACKENDS,
+    GRID_PATTERNS,
+    grid_attention,
+    grid_mask,
+)
 from ylg.attention.layouts import PATTERN_NAMES, HeadLayout, build_layout, head_specs
 from ylg.patterns import CURVES, QUERY_LAYOUTS
 
@@ -189,4 +202,142 @@ class YLGAttention2d(nn.Module):
         )
 
 
-__all__ = ["YLGAttention2d", "PATTERN_NAMES"]
+class YLGSelfAttention(nn.Module):
+    """Multi-head self-attention over tokens ``[B, N, C]`` -> ``[B, N, C]``, YLG-masked.
+
+    The constructor and behaviour of timm's ViT ``Attention`` (one ``qkv`` linear, heads of
+    dim ``C / num_heads``, logits scaled by ``1/sqrt(head dim)``, an output ``proj``; the same
+    parameter names, so a timm block's weights load), with the softmax restricted to
+    :func:`ylg.attention.grid_mask`'s mask: ``N = extra_tokens + H * W``, the first
+    ``extra_tokens`` tokens global (class token, registers, text tokens), the rest the
+    ``grid = (H, W)`` in raster order.
+
+    Args:
+        dim: C, divisible by ``num_heads``.
+        num_heads: heads (any number >= 1; see :mod:`ylg.attention.grid` for how the pattern's
+            masks are assigned to heads).
+        grid: (H, W) of the token grid.
+        pattern: ``ylg``, ``strided``, ``rtl``, ``ltr``, ``dense`` or ``neighborhood``.
+        extra_tokens: global tokens in front of the grid tokens.
+        qkv_bias, proj_bias: biases of the two linears.
+        qk_norm: LayerNorm over each head's queries and keys (timm's ``qk_norm``).
+        proj_drop: dropout after the output projection.
+        curve: ``esa`` (default), ``raster`` or ``hilbert``: how 1-D patterns meet the grid.
+        radius: the ``neighborhood`` pattern's window radius (window ``2r+1``).
+        backend: ``auto`` (default), ``reference`` or ``blocks``; may be reassigned later.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        grid: tuple[int, int],
+        *,
+        pattern: str = "ylg",
+        extra_tokens: int = 0,
+        qkv_bias: bool = True,
+        qk_norm: bool = False,
+        proj_bias: bool = True,
+        proj_drop: float = 0.0,
+        curve: str = "esa",
+        radius: int = DEFAULT_RADIUS,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        for name, value, low in [("dim", dim, 1), ("num_heads", num_heads, 1)]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        if pattern not in GRID_PATTERNS:
+            raise ValueError(
+                f"pattern={pattern!r} is not known; use one of {', '.join(GRID_PATTERNS)}"
+            )
+        if curve not in CURVES:
+            raise ValueError(f"curve={curve!r} is not known; use one of {', '.join(CURVES)}")
+        self.grid = tuple(grid) if isinstance(grid, (tuple, list)) else grid
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.pattern = pattern
+        self.extra_tokens = extra_tokens
+        self.curve = curve
+        self.radius = radius
+        self.backend = backend
+        self.mask()  # validates grid, extra_tokens and radius, naming the bad value
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.q_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in GRID_BACKENDS:
+            raise ValueError(
+                f"backend={value!r} is not known; use one of {', '.join(GRID_BACKENDS)}"
+            )
+        self._backend = value
+
+    @property
+    def num_tokens(self) -> int:
+        """N: ``extra_tokens + H * W``."""
+        return self.extra_tokens + self.grid[0] * self.grid[1]
+
+    def mask(self) -> torch.Tensor:
+        """The heads' masks, bool ``[num_heads, N, N]`` (see :func:`ylg.attention.grid_mask`)."""
+        return grid_mask(
+            self.pattern,
+            self.grid,
+            heads=self.num_heads,
+            curve=self.curve,
+            extra_tokens=self.extra_tokens,
+            radius=self.radius,
+        )
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``[B, N, C]`` -> ``[B, N, C]``; with ``return_attention`` also the
+        probabilities ``[B, num_heads, N, N]``."""
+        if x.dim() != 3 or x.shape[1] != self.num_tokens or x.shape[2] != self.dim:
+            raise ValueError(
+                f"input must be [B, N={self.num_tokens}, C={self.dim}] (extra_tokens="
+                f"{self.extra_tokens} + grid {self.grid[0]}x{self.grid[1]}), got shape "
+                f"{tuple(x.shape)}"
+            )
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim)  # [B, N, 3, h, d]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, h, N, d]
+        q, k = self.q_norm(q), self.k_norm(k)
+        result = grid_attention(
+            q,
+            k,
+            v,
+            grid=self.grid,
+            pattern=self.pattern,
+            curve=self.curve,
+            extra_tokens=self.extra_tokens,
+            radius=self.radius,
+            backend=self.backend,
+            return_attention=return_attention,
+        )
+        out, probs = result if return_attention else (result, None)
+        out = out.transpose(1, 2).reshape(b, n, c)  # [B, N, C]
+        out = self.proj_drop(self.proj(out))
+        return (out, probs) if return_attention else out
+
+    def extra_repr(self) -> str:
+        radius = f", radius={self.radius}" if self.pattern == "neighborhood" else ""
+        return (
+            f"dim={self.dim}, num_heads={self.num_heads}, grid={self.grid}, "
+            f"pattern={self.pattern!r}{radius}, extra_tokens={self.extra_tokens}, "
+            f"curve={self.curve!r}, backend={self.backend!r}"
+        )
+
+
+__all__ = ["YLGAttention2d", "YLGSelfAttention", "PATTERN_NAMES"]

@@ -1,0 +1,428 @@
+"""YLG attention on any token grid: ``grid_mask`` and ``grid_attention``.
+
+The general API behind :class:`ylg.attention.YLGSelfAttention` (and any model whose tokens lie
+on a 2-D grid: ViT patches, DiT latents, an MMDiT's image tokens with its text tokens in front).
+
+Tokens: the first ``extra_tokens`` positions are **global tokens** (a class token, registers,
+text tokens); the rest are the grid's cells in raster order. So ``Nq = extra_tokens + H * W``
+and ``Nk = extra_tokens + h * w``, where ``(H, W) = grid`` and ``(h, w) = key_grid`` (``None``:
+the query grid; a smaller key grid = pooled keys, each query borrowing the mask row of the key
+cell under it, as :class:`ylg.attention.YLGAttention2d` does: ``query_layout="colocate"``).
+Global tokens attend to every key and every query attends to them; the grid part of the mask
+is the pattern's.
+
+Patterns and the head-assignment rule (head ``i`` of ``heads``):
+
+- ``ylg``: heads in pairs, pair ``p = i // 2`` uses step ``i % 2``; the first
+  ``ceil(P / 2)`` of the ``P = ceil(heads / 2)`` pairs are RTL, the rest LTR. For 8 heads that
+  is RTL 0, RTL 1, RTL 0, RTL 1, LTR 0, LTR 1, LTR 0, LTR 1: exactly the ``ylg`` layout of
+  :class:`~ylg.attention.YLGAttention2d`. With 2 heads: RTL 0, RTL 1; with 4: RTL 0, RTL 1,
+  LTR 0, LTR 1; an odd count's last head has step 0 only (so one head alone is RTL step 0, a
+  local pattern without full information).
+- ``strided`` (the full-information strided pattern, ``strided_fi``), ``rtl``, ``ltr``: head
+  ``i`` uses step ``i % 2``.
+- ``dense``: every head sees every key.
+- ``neighborhood``: every head sees the ``(2r+1) x (2r+1)`` window of key cells centred on the
+  key cell under its query (``r = radius``), clipped at the borders (the NATTEN-style
+  baseline; NATTEN shifts border windows instead of clipping them).
+
+The 1-D patterns are placed on the grid by ``curve`` (``esa``, ``raster``, ``hilbert``) with
+stride ``stride`` (default ``isqrt(h * w)``): see ``ylg.patterns.grid_masks``.
+
+Backends of :func:`grid_attention`:
+
+- ``reference``: the dense masked softmax over :func:`grid_mask`'s mask (the oracle).
+- ``blocks``: the block-sparse backend of :mod:`ylg.attention.backends.blocks` on a
+  :class:`~ylg.attention.HeadLayout` of the pattern, every case (any grid, heads, pooling,
+  global tokens, head dim, float32 / bfloat16 / float64, with autograd). Global tokens are
+  exact, not approximated: the global query rows are one dense SDPA call over all keys, and
+  the global keys are appended to the key set of every block of the grid rows, so each block's
+  softmax runs over exactly its queries' allowed keys (``mk`` grows by ``extra_tokens``).
+- ``auto`` / ``None``: ``reference`` when ``B * heads * Nq * Nk <= 2**20``, else ``blocks``
+  (:func:`ylg.attention.choose_backend`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from ylg import patterns
+from ylg.attention.functional import SMALL, masked_attention
+from ylg.attention.layouts import FULL, HeadGroup, HeadLayout, HeadSpec, build_layout
+
+GRID_PATTERNS = ("ylg", "strided", "rtl", "ltr", "dense", "neighborhood")
+GRID_BACKENDS = ("auto", "reference", "blocks")
+NEIGHBORHOOD = "neighborhood"  # the head spec of a neighbourhood head
+DEFAULT_RADIUS = 3  # a 7 x 7 window, NATTEN's usual kernel size
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    return value
+
+
+def _check_grid(name: str, grid) -> tuple[int, int]:
+    try:
+        rows, cols = grid
+    except (TypeError, ValueError):
+        rows = cols = None
+    for v in (rows, cols):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a pair of integers (rows, cols) >= 1, got {grid!r}")
+    return int(rows), int(cols)
+
+
+def _check_grids(grid, key_grid) -> tuple[tuple[int, int], tuple[int, int]]:
+    grid = _check_grid("grid", grid)
+    key_grid = grid if key_grid is None else _check_grid("key_grid", key_grid)
+    if grid[0] % key_grid[0] or grid[1] % key_grid[1]:
+        raise ValueError(
+            f"grid={grid} must be an integer multiple of key_grid={key_grid} per side "
+            f"(pooled keys: key_grid = grid / pool factor)"
+        )
+    return grid, key_grid
+
+
+def _check_options(pattern: str, curve: str) -> None:
+    if pattern not in GRID_PATTERNS:
+        raise ValueError(f"pattern={pattern!r} is not known; use one of {', '.join(GRID_PATTERNS)}")
+    if curve not in patterns.CURVES:
+        raise ValueError(f"curve={curve!r} is not known; use one of {', '.join(patterns.CURVES)}")
+
+
+# ----------------------------------------------------------------------------- heads
+
+
+def grid_head_specs(pattern: str, heads: int) -> tuple[HeadSpec, ...]:
+    """The mask of each head: ``(name, step)`` of a 1-D pattern, ``"dense"`` or
+    ``"neighborhood"`` (the rule is in the module docstring)."""
+    _check_options(pattern, "esa")
+    heads = _check_int("heads", heads, 1)
+    if pattern == "dense":
+        return (FULL,) * heads
+    if pattern == NEIGHBORHOOD:
+        return (NEIGHBORHOOD,) * heads
+    if pattern == "ylg":
+        pairs = -(-heads // 2)
+        rtl_pairs = -(-pairs // 2)
+        return tuple(("rtl" if i // 2 < rtl_pairs else "ltr", i % 2) for i in range(heads))
+    name = "strided_fi" if pattern == "strided" else pattern
+    return tuple((name, i % 2) for i in range(heads))
+
+
+# ----------------------------------------------------------------------------- neighbourhood
+
+
+def neighborhood_blocks(
+    grid: tuple[int, int], key_grid: tuple[int, int], radius: int, tile: int | None = None
+) -> patterns.BlockLayout:
+    """The neighbourhood window as a :class:`ylg.patterns.BlockLayout`.
+
+    Queries are grouped by ``tile x tile`` tiles of the key cells under them (default
+    ``tile = 2 * radius + 1``); a group's keys are its tile grown by ``radius`` on every side
+    (``-1`` outside the grid), and the mask is the window rule
+    ``|row_k - row_q'| <= r and |col_k - col_q'| <= r`` with ``(row_q', col_q')`` the key cell
+    under the query.
+    """
+    hk, wk = key_grid
+    t = 2 * radius + 1 if tile is None else tile
+    rows = patterns.query_rows(key_grid, grid, "colocate")  # [Nq] key cell under each query
+    qr, qc = rows // wk, rows % wk  # [Nq]
+    tiles_c = -(-wk // t)
+    tile_of_query = (qr // t) * tiles_c + qc // t  # [Nq]
+    groups = -(-hk // t) * tiles_c
+    perm = torch.argsort(tile_of_query, stable=True)
+    counts = torch.bincount(tile_of_query, minlength=groups)
+    mq = int(counts.max())
+    starts = torch.cumsum(counts, 0) - counts  # [G]
+    slot = torch.arange(mq)  # [mq]
+    q_index = torch.where(
+        slot[None, :] < counts[:, None],
+        perm[(starts[:, None] + slot[None, :]).clamp(max=perm.numel() - 1)],
+        -1,
+    )  # [G, mq]
+
+    span = torch.arange(-radius, t + radius)  # [t + 2r] offsets from the tile's first cell
+    tr = torch.arange(groups) // tiles_c  # [G]
+    tc = torch.arange(groups) % tiles_c  # [G]
+    kr = (tr[:, None] * t + span[None, :])[:, :, None].expand(-1, -1, span.numel())  # [G, m, m]
+    kc = (tc[:, None] * t + span[None, :])[:, None, :].expand(-1, span.numel(), -1)  # [G, m, m]
+    kr, kc = kr.reshape(groups, -1), kc.reshape(groups, -1)  # [G, mk]
+    inside = (kr >= 0) & (kr < hk) & (kc >= 0) & (kc < wk)
+    k_index = torch.where(inside, kr * wk + kc, -1)  # [G, mk]
+
+    q_safe = q_index.clamp(min=0)
+    mask = ((qr[q_safe][:, :, None] - kr[:, None, :]).abs() <= radius) & (
+        (qc[q_safe][:, :, None] - kc[:, None, :]).abs() <= radius
+    )  # [G, mq, mk]
+    mask &= (q_index >= 0)[:, :, None] & inside[:, None, :]
+    return patterns.BlockLayout(q_index, k_index, mask, int(rows.numel()), hk * wk)
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def grid_layout(
+    pattern: str,
+    grid,
+    *,
+    heads: int = 8,
+    key_grid=None,
+    curve: str = "esa",
+    radius: int = DEFAULT_RADIUS,
+    query_layout: str = "colocate",
+    stride: int | None = None,
+) -> HeadLayout:
+    """The :class:`~ylg.attention.HeadLayout` of the grid tokens alone (no global tokens).
+
+    1-D patterns go through :func:`ylg.attention.build_layout` (the code that builds
+    ``YLGAttention2d``'s layouts); neighbourhood heads share one :func:`neighborhood_blocks`.
+    """
+    _check_options(pattern, curve)
+    grid, key_grid = _check_grids(grid, key_grid)
+    radius = _check_int("radius", radius, 0)
+    specs = grid_head_specs(pattern, heads)
+    if pattern != NEIGHBORHOOD:
+        return build_layout(
+            list(specs),
+            heads,
+            grid,
+            key_grid,
+            curve=curve,
+            query_layout=query_layout,
+            stride=stride,
+        )
+    blocks = neighborhood_blocks(grid, key_grid, radius)
+    out = HeadLayout(
+        heads,
+        grid[0] * grid[1],
+        key_grid[0] * key_grid[1],
+        groups=(HeadGroup(tuple(range(heads)), blocks),),
+        query_grid=grid,
+        key_grid=key_grid,
+    )
+    out.validate()
+    return out
+
+
+def _with_global_keys(blocks: patterns.BlockLayout, extra: int) -> patterns.BlockLayout:
+    """``blocks`` over keys shifted by ``extra``, with the ``extra`` global keys in every group."""
+    g, mq = blocks.q_index.shape
+    front = torch.arange(extra).expand(g, extra)  # [G, E]
+    k_index = torch.cat([front, torch.where(blocks.k_index >= 0, blocks.k_index + extra, -1)], 1)
+    valid = (blocks.q_index >= 0)[:, :, None].expand(g, mq, extra)  # [G, mq, E]
+    mask = torch.cat([valid, blocks.mask], dim=-1)  # [G, mq, E + mk]
+    return patterns.BlockLayout(
+        blocks.q_index, k_index, mask, blocks.num_queries, blocks.num_keys + extra
+    )
+
+
+class _GridPlan:
+    """Everything one grid configuration needs, built once (per device) and cached.
+
+    ``rows``: a structured layout of the grid queries ``[H*W]`` over all keys ``[E + h*w]``
+    (global keys in every block); ``full``: a layout over all queries and keys when every head
+    is dense. ``mask()``: the dense ``[heads, Nq, Nk]`` mask of :func:`grid_mask`.
+    """
+
+    def __init__(self, layout: HeadLayout, extra: int) -> None:
+        self.grid_layout = layout
+        self.extra = extra
+        self.heads = layout.num_heads
+        self.num_queries = extra + layout.num_queries
+        self.num_keys = extra + layout.num_keys
+        self.full = None
+        if layout.full:
+            group = HeadGroup(tuple(range(self.heads)), None)
+            self.full = HeadLayout(self.heads, self.num_queries, self.num_keys, groups=(group,))
+        if extra == 0:
+            self.rows = layout
+        else:
+            groups = tuple(
+                HeadGroup(g.heads, None if g.blocks is None else _with_global_keys(g.blocks, extra))
+                for g in layout.groups
+            )
+            self.rows = HeadLayout(self.heads, layout.num_queries, self.num_keys, groups=groups)
+        self._dense: HeadLayout | None = None
+
+    def to(self, device: str) -> _GridPlan:
+        out = _GridPlan.__new__(_GridPlan)
+        out.__dict__.update(self.__dict__)
+        out.grid_layout = self.grid_layout.to(device)
+        out.rows = self.rows.to(device)
+        out.full = None if self.full is None else self.full.to(device)
+        out._dense = None
+        return out
+
+    def mask(self) -> torch.Tensor:
+        grid = self.grid_layout.masks  # [heads, H*W, h*w]
+        if self.extra == 0:
+            return grid
+        out = torch.ones(
+            self.heads, self.num_queries, self.num_keys, dtype=torch.bool, device=grid.device
+        )
+        out[:, self.extra :, self.extra :] = grid
+        return out
+
+    def dense(self) -> HeadLayout:
+        """A plain-mask layout of :meth:`mask` (for the reference backend)."""
+        if self._dense is None:
+            self._dense = self.full or HeadLayout(
+                self.heads, self.num_queries, self.num_keys, masks=self.mask()
+            )
+        return self._dense
+
+
+@functools.lru_cache(maxsize=32)
+def _plan(pattern, grid, heads, key_grid, curve, extra, radius, query_layout, stride, device):
+    """The cached :class:`_GridPlan` of a configuration on ``device`` (built on the CPU)."""
+    if device != "cpu":
+        args = (pattern, grid, heads, key_grid, curve, extra, radius, query_layout, stride)
+        return _plan(*args, "cpu").to(device)
+    layout = grid_layout(
+        pattern,
+        grid,
+        heads=heads,
+        key_grid=key_grid,
+        curve=curve,
+        radius=radius,
+        query_layout=query_layout,
+        stride=stride,
+    )
+    return _GridPlan(layout, extra)
+
+
+def _validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius):
+    """Checked and normalised ``(grid, key_grid, heads, extra_tokens, radius)``."""
+    _check_options(pattern, curve)
+    grid, key_grid = _check_grids(grid, key_grid)
+    heads = _check_int("heads", heads, 1)
+    extra_tokens = _check_int("extra_tokens", extra_tokens, 0)
+    radius = _check_int("radius", radius, 0)
+    return grid, key_grid, heads, extra_tokens, radius
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def grid_mask(
+    pattern: str,
+    grid,
+    *,
+    heads: int = 8,
+    key_grid=None,
+    curve: str = "esa",
+    extra_tokens: int = 0,
+    radius: int = DEFAULT_RADIUS,
+    query_layout: str = "colocate",
+    stride: int | None = None,
+) -> torch.Tensor:
+    """BoolTensor ``[heads, Nq, Nk]``: may query ``i`` of head ``h`` attend to key ``j``?
+
+    ``Nq = extra_tokens + H * W``, ``Nk = extra_tokens + h * w`` (``grid = (H, W)``,
+    ``key_grid = (h, w)``, default the query grid); the first ``extra_tokens`` rows and columns
+    are all True (global tokens), the rest is ``pattern`` over raster-ordered grid tokens, its
+    masks assigned to heads as the module docstring says. ``radius`` is the neighbourhood's
+    (window ``2 * radius + 1``); ``curve``, ``query_layout`` and ``stride`` place the 1-D
+    patterns (``ylg.patterns.grid_masks``). Every row has at least one True entry.
+    """
+    args = _validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    grid, key_grid, heads, extra_tokens, radius = args
+    plan = _plan(
+        pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride, "cpu"
+    )
+    return plan.mask().clone()
+
+
+def grid_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    grid,
+    pattern: str = "ylg",
+    key_grid=None,
+    curve: str = "esa",
+    extra_tokens: int = 0,
+    scale: float | None = None,
+    backend: str | None = None,
+    return_attention: bool = False,
+    radius: int = DEFAULT_RADIUS,
+    query_layout: str = "colocate",
+    stride: int | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Masked softmax attention with :func:`grid_mask`'s mask, on SDPA-layout tensors.
+
+    q ``[B, heads, Nq, D]``, k ``[B, heads, Nk, D]``, v ``[B, heads, Nk, Dv]`` with
+    ``Nq = extra_tokens + H * W`` and ``Nk = extra_tokens + h * w`` (global tokens first, then
+    raster order). Returns ``[B, heads, Nq, Dv]`` and, with ``return_attention``, the
+    probabilities ``[B, heads, Nq, Nk]`` (zero outside the mask). ``scale=None`` is
+    ``1 / sqrt(D)``. ``backend``: ``reference``, ``blocks`` or ``auto`` / ``None`` (see the
+    module docstring); every backend computes exactly the dense masked softmax, forward and
+    backward.
+    """
+    if backend is None:
+        backend = "auto"
+    if backend not in GRID_BACKENDS:
+        raise ValueError(f"backend={backend!r} is not known; use one of {', '.join(GRID_BACKENDS)}")
+    if q.dim() != 4 or k.dim() != 4:
+        raise ValueError(
+            f"q and k must be 4-D [B, heads, N, D], got q {tuple(q.shape)}, k {tuple(k.shape)}"
+        )
+    heads = q.shape[1]
+    args = _validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    grid, key_grid, heads, extra_tokens, radius = args
+    nq = extra_tokens + grid[0] * grid[1]
+    nk = extra_tokens + key_grid[0] * key_grid[1]
+    if q.shape[2] != nq or k.shape[2] != nk:
+        raise ValueError(
+            f"grid={grid}, key_grid={key_grid} and extra_tokens={extra_tokens} need Nq={nq} "
+            f"queries and Nk={nk} keys, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    device = str(q.device) if q.device.type != "cpu" else "cpu"
+    plan = _plan(
+        pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride, device
+    )
+    if backend == "auto":
+        backend = "reference" if q.shape[0] * heads * nq * nk <= SMALL else "blocks"
+    if backend == "reference":
+        return masked_attention(
+            q, k, v, plan.dense(), "reference", scale=scale, return_attention=return_attention
+        )
+    if plan.full is not None or extra_tokens == 0:
+        layout = plan.full or plan.rows
+        return masked_attention(
+            q, k, v, layout, "blocks", scale=scale, return_attention=return_attention
+        )
+    # Global query rows: dense over every key; grid rows: blocks with the global keys in each.
+    e = extra_tokens
+    rows = masked_attention(
+        q[:, :, e:], k, v, plan.rows, "blocks", scale=scale, return_attention=return_attention
+    )
+    rows_out, rows_probs = rows if return_attention else (rows, None)
+    if return_attention:
+        logits = torch.matmul(q[:, :, :e], k.transpose(-2, -1)) * scale  # [B, h, E, Nk]
+        top_probs = torch.softmax(logits, dim=-1)
+        top = torch.matmul(top_probs, v)  # [B, h, E, Dv]
+        probs = torch.cat([top_probs, rows_probs], dim=2)  # [B, h, Nq, Nk]
+        return torch.cat([top, rows_out], dim=2), probs
+    top = F.scaled_dot_product_attention(q[:, :, :e], k, v, scale=scale)  # [B, h, E, Dv]
+    return torch.cat([top, rows_out], dim=2)  # [B, h, Nq, Dv]
+
+
+__all__ = [
+    "GRID_PATTERNS",
+    "grid_attention",
+    "grid_head_specs",
+    "grid_layout",
+    "grid_mask",
+    "neighborhood_blocks",
+]
