@@ -1,0 +1,284 @@
+"""YLG attention on any token grid: grid_mask, grid_attention and YLGSelfAttention.
+
+Reference-first: the truth is a dense masked softmax written here over ``grid_mask``'s mask;
+every backend's output, probabilities and q/k/v gradients are compared with it in float64
+(within 1e-10), float32 (within 1e-5) and bfloat16 (against the float32 truth, within 5e-2).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ylg.attention import (
+    YLGAttention2d,
+    YLGSelfAttention,
+    grid_attention,
+    grid_head_specs,
+    grid_mask,
+)
+from ylg.patterns import grid_masks
+
+BACKENDS = ["reference", "blocks"]
+
+# (pattern, grid, key_grid, heads, extra_tokens, radius): odd, non-square, 1xN and Nx1 grids,
+# pooled keys, 1 to 12 heads, global tokens.
+CASES = [
+    ("ylg", (5, 7), None, 8, 0, 3),
+    ("ylg", (1, 9), None, 3, 1, 3),
+    ("ylg", (6, 10), (3, 5), 12, 2, 3),
+    ("strided", (7, 5), None, 5, 0, 3),
+    ("rtl", (4, 6), (2, 3), 2, 1, 3),
+    ("ltr", (9, 1), None, 1, 0, 3),
+    ("dense", (3, 4), None, 6, 3, 3),
+    ("dense", (4, 4), (2, 2), 2, 0, 3),
+    ("neighborhood", (7, 9), None, 4, 1, 2),
+    ("neighborhood", (8, 6), (4, 3), 2, 0, 1),
+    ("neighborhood", (1, 1), None, 1, 2, 0),
+]
+
+
+def _random_cases(count: int, seed: int = 21):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        pattern = rng.choice(["ylg", "strided", "rtl", "ltr", "dense", "neighborhood"])
+        kh, kw = rng.randint(1, 6), rng.randint(1, 6)
+        fh, fw = rng.choice([(1, 1), (1, 1), (2, 2), (1, 2)])
+        key_grid = None if (fh, fw) == (1, 1) else (kh, kw)
+        out.append(
+            (pattern, (kh * fh, kw * fw), key_grid, rng.randint(1, 12), rng.randint(0, 3), 1)
+        )
+    return out
+
+
+def _truth(q, k, v, mask, scale):
+    """The dense masked softmax: output and probabilities."""
+    logits = torch.matmul(q, k.transpose(-2, -1)) * scale  # [B, h, Nq, Nk]
+    probs = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+    return torch.matmul(probs, v), probs
+
+
+def _inputs(batch, heads, nq, nk, d, dv, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(batch, heads, n, dim, generator=g, dtype=torch.float64)
+        .to(dtype)
+        .requires_grad_()
+        for n, dim in [(nq, d), (nk, d), (nk, dv)]
+    ]
+
+
+def _loss_and_grads(out, probs, inputs):
+    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    loss = (out * w).sum() + (0 if probs is None else (probs * probs).sum())
+    return torch.autograd.grad(loss, inputs)
+
+
+def _check(case, backend, dtype, tol, batch=2, d=5, dv=3, seed=0):
+    pattern, grid, key_grid, heads, extra, radius = case
+    mask = grid_mask(
+        pattern, grid, heads=heads, key_grid=key_grid, extra_tokens=extra, radius=radius
+    )
+    nq, nk = mask.shape[1:]
+    low = _inputs(batch, heads, nq, nk, d, dv, dtype, seed)
+    inputs = [t.detach().double().requires_grad_() for t in low]  # the truth's, in float64
+    kwargs = dict(grid=grid, pattern=pattern, key_grid=key_grid, extra_tokens=extra)
+    for with_probs in (False, True):
+        want_out, want_probs = _truth(*inputs, mask, d**-0.5)
+        want_grads = _loss_and_grads(want_out, want_probs if with_probs else None, inputs)
+        result = grid_attention(
+            *low, **kwargs, radius=radius, backend=backend, return_attention=with_probs
+        )
+        out, probs = result if with_probs else (result, None)
+        assert out.dtype == dtype and out.shape == (batch, heads, nq, dv)
+        grads = _loss_and_grads(out, probs, low)
+        torch.testing.assert_close(out.double(), want_out, atol=tol, rtol=tol)
+        if with_probs:
+            torch.testing.assert_close(probs.double(), want_probs, atol=tol, rtol=tol)
+            assert torch.all(probs[:, ~mask] == 0)
+        for got, want, name in zip(grads, want_grads, "qkv"):
+            torch.testing.assert_close(
+                got.double(), want, atol=tol, rtol=tol, msg=lambda m, n=name: f"d{n}: {m}"
+            )
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES + _random_cases(12), ids=str)
+def test_every_backend_is_the_dense_masked_softmax_float64(case, backend):
+    _check(case, backend, torch.float64, 1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("d,dv", [(4, 4), (16, 8), (64, 64), (128, 32)])
+def test_float32_any_head_dim(backend, d, dv):
+    _check(("ylg", (6, 5), None, 8, 1, 3), backend, torch.float32, 1e-5, batch=1, d=d, dv=dv)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", [CASES[2], CASES[8]], ids=str)
+def test_bfloat16(case, backend):
+    """bfloat16 (8-bit mantissa) against the float64 truth of the same bf16-rounded inputs."""
+    _check(case, backend, torch.bfloat16, 5e-2, batch=1, d=16, dv=16)
+
+
+def test_auto_picks_a_backend_and_matches():
+    q, k, v = _inputs(1, 2, 16, 16, 4, 4, torch.float64)
+    out = grid_attention(q, k, v, grid=(4, 4), pattern="rtl")
+    want = grid_attention(q, k, v, grid=(4, 4), pattern="rtl", backend="blocks")
+    torch.testing.assert_close(out, want, atol=1e-12, rtol=1e-12)
+
+
+def test_scale_default_and_explicit():
+    q, k, v = _inputs(1, 2, 10, 10, 9, 3, torch.float64)
+    mask = grid_mask("ltr", (2, 5), heads=2)
+    for scale, s in [(None, 9**-0.5), (1.0, 1.0)]:
+        out = grid_attention(q, k, v, grid=(2, 5), pattern="ltr", scale=scale, backend="blocks")
+        torch.testing.assert_close(out, _truth(q, k, v, mask, s)[0], atol=1e-12, rtol=1e-12)
+
+
+def test_grid_attention_errors_name_the_bad_value():
+    q, k, v = _inputs(1, 2, 10, 10, 4, 4, torch.float32)
+    with pytest.raises(ValueError, match=r"Nq=13"):
+        grid_attention(q, k, v, grid=(2, 5), extra_tokens=3)
+    with pytest.raises(ValueError, match="backend='nope'"):
+        grid_attention(q, k, v, grid=(2, 5), backend="nope")
+    with pytest.raises(ValueError, match="key_grid=\\(2, 2\\)"):
+        grid_mask("ylg", (2, 5), key_grid=(2, 2))
+    with pytest.raises(ValueError, match="pattern='fixed'"):
+        grid_mask("fixed", (2, 5))
+    with pytest.raises(ValueError, match="heads=0"):
+        grid_mask("ylg", (2, 5), heads=0)
+    with pytest.raises(ValueError, match="radius=-1"):
+        grid_mask("neighborhood", (2, 5), radius=-1)
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+@pytest.mark.parametrize("case", CASES + _random_cases(12), ids=str)
+def test_mask_rows_non_empty_and_global_tokens_all_true(case):
+    pattern, grid, key_grid, heads, extra, radius = case
+    mask = grid_mask(
+        pattern, grid, heads=heads, key_grid=key_grid, extra_tokens=extra, radius=radius
+    )
+    kg = key_grid or grid
+    assert mask.shape == (heads, extra + grid[0] * grid[1], extra + kg[0] * kg[1])
+    assert mask.dtype == torch.bool
+    assert mask.any(dim=-1).all()
+    assert mask[:, :extra].all() and mask[:, :, :extra].all()
+    plain = grid_mask(pattern, grid, heads=heads, key_grid=key_grid, radius=radius)
+    assert torch.equal(mask[:, extra:, extra:], plain)
+
+
+@pytest.mark.parametrize("grid,pool", [((8, 8), False), ((7, 7), False), ((8, 6), True)])
+def test_ylg_8_heads_is_ylgattention2d_layout(grid, pool):
+    layer = YLGAttention2d(64, heads=8, layout="ylg", pool=pool)
+    key_grid = (grid[0] // 2, grid[1] // 2) if pool else None
+    assert torch.equal(grid_mask("ylg", grid, heads=8, key_grid=key_grid), layer.masks(*grid))
+
+
+@pytest.mark.parametrize("heads", [1, 2, 3, 4, 7, 12])
+@pytest.mark.parametrize("pattern", ["ylg", "strided", "rtl", "ltr"])
+def test_head_assignment_rule(pattern, heads):
+    specs = grid_head_specs(pattern, heads)
+    pairs = -(-heads // 2)
+    for i, (name, step) in enumerate(specs):
+        assert step == i % 2
+        if pattern == "ylg":
+            assert name == ("rtl" if i // 2 < -(-pairs // 2) else "ltr")
+        else:
+            assert name == {"strided": "strided_fi"}.get(pattern, pattern)
+    mask = grid_mask(pattern, (5, 6), heads=heads)
+    for h, (name, step) in enumerate(specs):
+        assert torch.equal(mask[h], grid_masks(name, (5, 6))[step])
+
+
+@pytest.mark.parametrize(
+    "grid,key_grid,radius", [((7, 9), None, 2), ((1, 6), None, 1), ((8, 6), (4, 3), 1)]
+)
+def test_neighborhood_is_the_clipped_window(grid, key_grid, radius):
+    kg = key_grid or grid
+    mask = grid_mask("neighborhood", grid, heads=2, key_grid=key_grid, radius=radius)
+    assert torch.equal(mask[0], mask[1])
+    fh, fw = grid[0] // kg[0], grid[1] // kg[1]
+    for qi in range(grid[0] * grid[1]):
+        r, c = (qi // grid[1]) // fh, (qi % grid[1]) // fw  # the key cell under the query
+        want = torch.zeros(kg, dtype=torch.bool)
+        want[max(r - radius, 0) : r + radius + 1, max(c - radius, 0) : c + radius + 1] = True
+        assert torch.equal(mask[0, qi], want.flatten()), qi
+
+
+def test_dense_mask_is_all_true():
+    assert grid_mask("dense", (3, 5), heads=3, extra_tokens=2).all()
+
+
+# ----------------------------------------------------------------------------- the module
+
+
+def _plain_vit_attention(m: YLGSelfAttention, x):
+    """timm's ViT Attention, written out, with m's weights."""
+    b, n, c = x.shape
+    qkv = m.qkv(x).reshape(b, n, 3, m.num_heads, c // m.num_heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v)
+    return m.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+@pytest.mark.parametrize("backend", ["reference", "blocks"])
+def test_self_attention_dense_is_plain_vit_attention(backend):
+    torch.manual_seed(0)
+    m = YLGSelfAttention(24, 3, (3, 5), pattern="dense", extra_tokens=1, backend=backend)
+    x = torch.randn(2, 16, 24)
+    torch.testing.assert_close(m(x), _plain_vit_attention(m, x), atol=1e-5, rtol=1e-5)
+
+
+def test_self_attention_backends_agree_with_parameter_gradients():
+    torch.manual_seed(0)
+    m = YLGSelfAttention(32, 4, (5, 4), pattern="ylg", extra_tokens=2, qk_norm=True).double()
+    x = torch.randn(2, 22, 32, dtype=torch.float64)
+    grads = {}
+    for backend in BACKENDS:
+        m.backend = backend
+        m.zero_grad()
+        y, probs = m(x, return_attention=True)
+        (y.square().sum() + probs.square().sum()).backward()
+        grads[backend] = [y.detach()] + [p.grad.clone() for p in m.parameters()]
+        assert torch.all(probs[:, ~m.mask()] == 0)
+    for a, b in zip(grads["reference"], grads["blocks"]):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+def test_self_attention_state_dict_is_timm_shaped_and_repr():
+    m = YLGSelfAttention(16, 2, (4, 4), pattern="neighborhood", radius=1)
+    assert set(m.state_dict()) == {"qkv.weight", "qkv.bias", "proj.weight", "proj.bias"}
+    text = repr(m)
+    assert "grid=(4, 4)" in text and "pattern='neighborhood'" in text and "radius=1" in text
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(dim=30, num_heads=4, grid=(3, 5)), "dim=30"),
+        (dict(dim=32, num_heads=0, grid=(3, 5)), "num_heads=0"),
+        (dict(dim=32, num_heads=4, grid=(3, 0)), r"\(3, 0\)"),
+        (dict(dim=32, num_heads=4, grid=(3, 5), pattern="x"), "pattern='x'"),
+        (dict(dim=32, num_heads=4, grid=(3, 5), extra_tokens=-1), "extra_tokens=-1"),
+        (dict(dim=32, num_heads=4, grid=(3, 5), backend="flex"), "backend='flex'"),
+    ],
+)
+def test_self_attention_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        YLGSelfAttention(**kwargs)
+
+
+def test_self_attention_rejects_wrong_token_count():
+    m = YLGSelfAttention(32, 4, (3, 5), extra_tokens=1)
+    with pytest.raises(ValueError, match=r"N=16.*\(2, 15, 32\)"):
+        m(torch.randn(2, 15, 32))
