@@ -5,9 +5,11 @@
 - :class:`HeadLayout` / :func:`build_layout`: the masks of every head and their block
   structure;
 - :func:`grid_mask` / :func:`grid_attention`: YLG patterns on any token grid, with global
-  tokens; :class:`YLGSelfAttention`: a ViT-style attention block on ``[B, N, C]`` built on them.
+  tokens; :class:`YLGSelfAttention`: a ViT-style attention block on ``[B, N, C]`` built on them;
+- :func:`mask_mod` / :func:`flex_block_mask`: the grid masks exported to PyTorch FlexAttention.
 """
 
+from ylg.attention.flex_export import flex_block_mask, mask_mod
 from ylg.attention.functional import choose_backend, masked_attention
 from ylg.attention.grid import GRID_PATTERNS, grid_attention, grid_head_specs, grid_mask
 from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout, head_specs
@@ -21,9 +23,11 @@ __all__ = [
     "YLGSelfAttention",
     "build_layout",
     "choose_backend",
+    "flex_block_mask",
     "grid_attention",
     "grid_head_specs",
     "grid_mask",
     "head_specs",
+    "mask_mod",
     "masked_attention",
 ]
