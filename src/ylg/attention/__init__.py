@@ -6,9 +6,13 @@
   structure;
 - :func:`grid_mask` / :func:`grid_attention`: YLG patterns on any token grid, with global
   tokens; :class:`YLGSelfAttention`: a ViT-style attention block on ``[B, N, C]`` built on them;
-- :func:`mask_mod` / :func:`flex_block_mask`: the grid masks exported to PyTorch FlexAttention.
+- :func:`mask_mod` / :func:`flex_block_mask`: the grid masks exported to PyTorch FlexAttention;
+- :class:`YLGJointAttnProcessor`: a diffusers attention processor (SD3-style MMDiT) running the
+  image tokens' attention with YLG patterns, the text tokens as global tokens (needs
+  ``ylg[diffusers]`` only to be used; importing it needs nothing).
 """
 
+from ylg.attention.diffusers_processor import YLGJointAttnProcessor
 from ylg.attention.flex_export import flex_block_mask, mask_mod
 from ylg.attention.functional import choose_backend, masked_attention
 from ylg.attention.grid import GRID_PATTERNS, grid_attention, grid_head_specs, grid_mask
@@ -20,6 +24,7 @@ __all__ = [
     "HeadGroup",
     "HeadLayout",
     "YLGAttention2d",
+    "YLGJointAttnProcessor",
     "YLGSelfAttention",
     "build_layout",
     "choose_backend",
