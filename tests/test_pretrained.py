@@ -99,3 +99,32 @@ def test_load_models_takes_a_run_or_checkpoint_and_names_the_shipped_ones(tmp_pa
         assert torch.equal(_samples(m.G), _samples(load_for_inference(ckpt).G))
     with pytest.raises(FileNotFoundError, match="does not exist, and it is not the name of a"):
         load_models(tmp_path / "nothing-here")
+
+
+def test_the_emoji_models_ship_with_the_package():
+    assert {"emoji32-ylg", "emoji32-sagan"} <= set(PRETRAINED)
+
+
+def test_generate_pretrained_works_without_training(tmp_path):
+    from ylg.cli import main
+
+    out = tmp_path / "gen"
+    argv = ["generate", "--pretrained", "emoji32-ylg", "--n", "4", "--out", str(out)]
+    assert main(argv + ["--device", "cpu", "--threads", "1"]) == 0
+    assert len(list(out.glob("*.png"))) == 4
+
+
+def test_attention_and_invert_take_pretrained(tmp_path):
+    from PIL import Image
+
+    from ylg.cli import main
+
+    assert main(["attention", "--pretrained", "emoji32-ylg", "--seed", "0", "--out",
+                 str(tmp_path / "att"), "--device", "cpu", "--threads", "1"]) == 0  # fmt: skip
+    assert list((tmp_path / "att").glob("*.png"))
+    img = tmp_path / "red.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(img)
+    assert main(["invert", str(img), "--pretrained", "emoji32-ylg", "--out", str(tmp_path / "inv"),
+                 "--steps", "2", "--restarts", "1", "--class", "8", "--method", "pixel",
+                 "--device", "cpu", "--threads", "1", "--no-progress"]) == 0  # fmt: skip
+    assert (tmp_path / "inv" / "summary.json").is_file()

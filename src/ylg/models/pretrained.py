@@ -93,6 +93,7 @@ def load_pretrained(
 def _save_state(state: dict[str, torch.Tensor], path: Path) -> None:
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    path.chmod(0o644)  # safetensors writes 0600; shipped files must be readable by all
 
 
 def export_pretrained(
