@@ -25,19 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ylg.attention.analysis import head_names, saliency_maps
+from ylg.attention.analysis import head_names, median_cross_correlation, saliency_maps
 from ylg.models.pretrained import load_models
 from ylg.runtime.files import atomic_write_text
 from ylg.viz.attention import save_figure
-
-
-def median_cross_correlation(maps: torch.Tensor) -> float:
-    """``maps [B, hk, wk]`` -> the median correlation between the maps of different images."""
-    flat = maps.flatten(1).double()
-    flat = flat - flat.mean(1, keepdim=True)
-    flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    c = flat @ flat.T
-    return float(c[~torch.eye(len(c), dtype=torch.bool)].median())
 
 
 def grid_figure(images: torch.Tensor, maps: torch.Tensor, names: list[str]):
@@ -102,7 +93,7 @@ def main(argv=None) -> int:
     out = {
         "model": f"{args.model} (step {m.step})",
         "images": f"{args.images}: {args.n} drawn with seed 0",
-        "gamma": float(D.attention.gamma),
+        "gamma": D.attention.gamma.item(),
         "normalization": "relative (1 = uniform within the head's mask)",
         "heads": heads,
     }

@@ -53,9 +53,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ylg.attention.analysis import saliency_maps
+from ylg.attention.analysis import median_cross_correlation, saliency_maps
 from ylg.inversion import initial_latents, invert, psnr, ssim
 from ylg.inversion.losses import original_heads
+from ylg.metrics.quantize import to_uint8
 from ylg.models.loading import load_for_inference
 from ylg.models.pretrained import PRETRAINED, load_pretrained
 from ylg.runtime.files import atomic_write_text
@@ -96,10 +97,6 @@ def load_targets(path: str, n: int, resolution: int, seed: int = 0):
     return u8.float() / 127.5 - 1, u8, torch.from_numpy(data["labels"][idx]).long(), idx.tolist()
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 class InceptionDistances:
     """Pool-feature L2 and the Mixed_5d spatial distance of images to their targets."""
 
@@ -126,24 +123,14 @@ class InceptionDistances:
         }
 
 
-def correlation_median(maps: torch.Tensor) -> float:
-    """Median Pearson correlation between the flattened maps of different targets."""
-    flat = maps.flatten(1).double()
-    flat = flat - flat.mean(1, keepdim=True)
-    flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    c = flat @ flat.T
-    off = c[~torch.eye(len(c), dtype=torch.bool)]
-    return float(off.median())
-
-
 def preconditions(D, x: torch.Tensor, heads) -> dict:
     code = saliency_maps(D, x, normalization="code", heads=heads)
     rel = saliency_maps(D, x, normalization="relative")
     return {
-        "gamma": float(D.attention.gamma),
+        "gamma": D.attention.gamma.item(),
         "relative_map_range": [float(rel.min()), float(rel.max())],
         "relative_map_p5_p95": [float(rel.quantile(0.05)), float(rel.quantile(0.95))],
-        "code_map_correlation_median": correlation_median(code),
+        "code_map_correlation_median": median_cross_correlation(code),
     }
 
 

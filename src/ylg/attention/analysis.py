@@ -40,6 +40,7 @@ __all__ = [
     "attention_masks",
     "attention_probs",
     "head_names",
+    "median_cross_correlation",
     "project_saliency",
     "require_attention",
     "saliency_from_probs",
@@ -236,3 +237,17 @@ def project_saliency(maps: Tensor, size: tuple[int, int], mean_one: bool = True)
         total = up.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)  # [B, M, 1, 1]
         up = up * (size[0] * size[1] / total)
     return up
+
+
+def median_cross_correlation(maps: Tensor) -> float:
+    """How much maps depend on their image: ``maps [B, ...]`` (one map per image, B >= 2) ->
+    the median Pearson correlation between the flattened maps of two different images.
+
+    Near 1: every image gets the same map (a property of the mask, not of the image)."""
+    if maps.dim() < 2 or maps.shape[0] < 2:
+        raise ValueError(f"maps must be [B >= 2, ...], got shape {tuple(maps.shape)}")
+    flat = maps.flatten(1).double()  # [B, cells]
+    flat = flat - flat.mean(1, keepdim=True)
+    flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    c = flat @ flat.T  # [B, B]
+    return float(c[~torch.eye(len(c), dtype=torch.bool)].median())
