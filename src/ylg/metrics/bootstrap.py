@@ -72,9 +72,10 @@ class FidResampler:
         n = float(counts.sum())
         sel = counts > 0
         c = counts[sel]
-        kc = self.k[sel] @ counts / n  # [m]: X_i . mean
-        ckc = float(counts @ self.k @ counts) / n**2  # |mean|^2
-        g = self.k[sel][:, sel] - kc[:, None] - kc[None, :] + ckc  # [m, m]
+        rows = self.k[sel]  # [m, n]: the drawn rows of K, gathered once
+        kc = rows @ counts / n  # [m]: X_i . mean
+        ckc = float(c @ kc) / n  # |mean|^2 = c.T K c / n^2 (only drawn rows have c > 0)
+        g = rows[:, sel] - kc[:, None] - kc[None, :] + ckc  # [m, m]
         root = c.sqrt()
         g = g * root[:, None] * root[None, :] / (n - 1)
         eig = torch.linalg.eigvalsh(g)
