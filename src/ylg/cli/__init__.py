@@ -67,6 +67,16 @@ def attention_variants() -> list[str]:
     return sorted(VARIANTS)
 
 
+def model_source(path: str | None, pretrained: str | None) -> str:
+    """The model a command loads: a run directory / checkpoint file, or ``--pretrained NAME``
+    (exactly one; :func:`ylg.models.pretrained.load_models` takes either)."""
+    if (path is None) == (pretrained is None):
+        raise ValueError(
+            "give a run directory or checkpoint file, or --pretrained NAME (exactly one)"
+        )
+    return path if path is not None else pretrained
+
+
 def version() -> str:
     """The installed distribution's version, else ``ylg.__version__``."""
     from importlib import metadata

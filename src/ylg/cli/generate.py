@@ -78,6 +78,7 @@ def register(sub) -> None:
 
 
 def run_generate(args) -> int:
+    from ylg.cli import model_source
     from ylg.generate import generate, parse_seeds
 
     if args.truncation < 0:
@@ -92,7 +93,7 @@ def run_generate(args) -> int:
         classes = [int(c) if c.lstrip("-").isdigit() else c for c in args.classes]
 
     paths = generate(
-        _source(args),
+        model_source(args.source, args.pretrained),
         args.out,
         n=16 if args.n is None else args.n,
         seeds=seeds,
@@ -108,9 +109,3 @@ def run_generate(args) -> int:
     )
     print(f"ylg generate: wrote {len(paths)} file(s) to {args.out}")
     return 0
-
-
-def _source(args) -> str:
-    if (args.source is None) == (args.pretrained is None):
-        raise ValueError("give a run directory or checkpoint file, or --pretrained NAME (one)")
-    return args.source or args.pretrained

@@ -213,12 +213,11 @@ def run_invert(args) -> int:
 
 
 def run_attention(args) -> int:
+    from ylg.cli import model_source
     from ylg.inversion.attention_figures import attention_figures
 
-    if (args.checkpoint is None) == (args.pretrained is None):
-        raise ValueError("give a checkpoint (run directory or file) or --pretrained NAME, not both")
     paths = attention_figures(
-        args.checkpoint or args.pretrained,
+        model_source(args.checkpoint, args.pretrained),
         args.out,
         image=args.image,
         seed=args.seed,
