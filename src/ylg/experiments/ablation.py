@@ -1,22 +1,15 @@
 """Table 1 as a function: the same SAGAN with only its attention changed, over seeds.
 
 ``ablate(out, variants=..., seeds=..., preset=..., options=...)`` trains one ordinary run
-folder per (variant, seed) and writes the comparison table and FID curves::
+folder per (variant, seed) under ``out`` and writes the comparison table (``table.md``,
+``table.csv``, ``runs.csv``) and FID curves (``curves.png``).
 
-    DIR/
-      ablation.json          what the last invocation asked for (preset, options, variants, seeds)
-      fid-reference.npz      FID/KID reference statistics: computed once, used by every run
-      <variant>-seed<seed>/  an ordinary `ylg train` run folder (config.json, stats.jsonl, ...)
-      table.md, table.csv    per variant: best FID (and its step), final FID, KID, IS, steps/s,
-      runs.csv               peak memory, mean +- std over seeds; runs.csv: the same per run
-      curves.png             FID against step per variant (seeds thin, their mean thick)
-
-The plan and the folder's layout are :mod:`ylg.experiments.spec`, the reference statistics
-:mod:`~ylg.experiments.reference`, the runners :mod:`~ylg.experiments.launch`. Running the
-same call again resumes unfinished runs and skips finished ones; a larger ``steps`` continues
-them. Runs go one at a time in this process, or ``jobs`` at once as ``python -m ylg train``
-processes on one GPU; :func:`~ylg.experiments.launch.commands` gives one ``torchrun`` command
-per run for a cluster's own scheduler.
+The plan and the folder's layout (listed there) are :mod:`ylg.experiments.spec`, the reference
+statistics :mod:`~ylg.experiments.reference`, the runners :mod:`~ylg.experiments.launch`.
+Running the same call again resumes unfinished runs and skips finished ones; a larger
+``steps`` continues them. Runs go one at a time in this process, or ``jobs`` at once as
+``python -m ylg train`` processes on one GPU; :func:`~ylg.experiments.launch.commands` gives
+one ``torchrun`` command per run for a cluster's own scheduler.
 """
 
 from __future__ import annotations
