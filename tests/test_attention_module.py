@@ -145,7 +145,15 @@ def test_deepcopy_drops_cached_layouts_and_computes_the_same():
     m = _randomise(YLGAttention2d(64, layout="ylg", backend="blocks")).eval()
     x = torch.randn(1, 64, 16, 16)
     y = m(x)
-    assert len(m._layouts) == 1
     twin = copy.deepcopy(m)
-    assert twin._layouts == {}
+    # Named layouts live in the grid core's cache, shared (not copied) by every module.
+    assert twin.head_layout(16, 16) is m.head_layout(16, 16)
     torch.testing.assert_close(twin(x), y)
+    # An explicit mask tensor is cached on the module, and a copy drops that cache.
+    masks = m.masks(16, 16).clone()
+    e = _randomise(YLGAttention2d(64, layout=masks, backend="blocks")).eval()
+    ye = e(x)
+    assert len(e._layouts) == 1
+    twin = copy.deepcopy(e)
+    assert twin._layouts == {}
+    torch.testing.assert_close(twin(x), ye)

@@ -122,7 +122,7 @@ def test_non_square_grid_from_constructor(model):
     [
         ({"pattern": "diagonal"}, "pattern='diagonal'"),
         ({"curve": "zigzag"}, "curve='zigzag'"),
-        ({"backend": "flex"}, "backend='flex'"),
+        ({"backend": "triton"}, "backend='triton'"),
         ({"grid": (8, 0)}, r"grid must be None or \(rows, cols\)"),
         ({"radius": -1}, "radius=-1"),
     ],

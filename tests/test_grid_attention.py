@@ -179,9 +179,78 @@ def test_mask_rows_non_empty_and_global_tokens_all_true(case):
 
 @pytest.mark.parametrize("grid,pool", [((8, 8), False), ((7, 7), False), ((8, 6), True)])
 def test_ylg_8_heads_is_ylgattention2d_layout(grid, pool):
+    """Both are built by the grid core now, so the truth is the documented head order,
+    written out from ``ylg.patterns.grid_masks``: RTL 0, RTL 1, RTL 0, RTL 1, LTR 0, ..."""
     layer = YLGAttention2d(64, heads=8, layout="ylg", pool=pool)
-    key_grid = (grid[0] // 2, grid[1] // 2) if pool else None
-    assert torch.equal(grid_mask("ylg", grid, heads=8, key_grid=key_grid), layer.masks(*grid))
+    key_grid = (grid[0] // 2, grid[1] // 2) if pool else grid
+    rtl, ltr = (grid_masks(name, key_grid, grid) for name in ("rtl", "ltr"))
+    order = torch.stack([rtl[0], rtl[1], rtl[0], rtl[1], ltr[0], ltr[1], ltr[0], ltr[1]])
+    mask = grid_mask("ylg", grid, heads=8, key_grid=None if key_grid == grid else key_grid)
+    assert torch.equal(mask, order)
+    assert torch.equal(layer.masks(*grid), order)
+
+
+# (layout, heads, curve, query_layout, pool, stride): every option YLGAttention2d passes on.
+MODULE_CASES = [
+    ("ylg", 8, "esa", "colocate", True, None),
+    ("ylg", 8, "raster", "colocate", True, None),
+    ("strided", 8, "esa", "tile", True, None),
+    ("ylg", 8, "esa", "flat", True, 3),
+    ("dense", 2, "esa", "colocate", True, None),
+    (["rtl", ("ltr", 1), "dense"], 4, "hilbert", "colocate", False, None),
+    ([("fixed", 0), ("strided_fi", 1)], 2, "esa", "colocate", True, 2),
+]
+
+
+@pytest.mark.parametrize("case", MODULE_CASES, ids=str)
+@pytest.mark.parametrize("backend", ["reference", "blocks"])
+def test_ylgattention2d_on_the_grid_core_is_its_masked_softmax(case, backend):
+    """YLGAttention2d (through grid_attention) against its block written out by hand: the
+    masks from ``ylg.patterns.grid_masks`` per head spec, a dense masked softmax, unscaled."""
+    layout, heads, curve, query_layout, pool, stride = case
+    torch.manual_seed(0)
+    c = 8 * heads * 2
+    # eval(): spectral norm takes no power-iteration step per call.
+    layer = YLGAttention2d(
+        c, heads=heads, layout=layout, curve=curve, query_layout=query_layout, pool=pool,
+        stride=stride, backend=backend,
+    ).double().eval()  # fmt: skip
+    with torch.no_grad():
+        layer.gamma.fill_(0.7)
+    x = torch.randn(2, c, 8, 6, dtype=torch.float64)
+    got, probs = layer(x, return_attention=True)
+
+    kg = (4, 3) if pool else (8, 6)
+    masks = []
+    for spec in layer._specs:
+        if spec == "dense":
+            masks.append(torch.ones(48, kg[0] * kg[1], dtype=torch.bool))
+        else:
+            name, step = spec
+            masks.append(grid_masks(name, kg, (8, 6), curve, query_layout, stride)[step])
+    mask = torch.stack(masks)  # [heads, Nq, Nk]
+    theta, phi, g = layer.theta(x), layer.phi(x), layer.g(x)
+    if pool:
+        phi, g = F.max_pool2d(phi, 2), F.max_pool2d(g, 2)
+    q = theta.reshape(2, heads, c // 8 // heads, -1).transpose(-2, -1)
+    k = phi.reshape(2, heads, c // 8 // heads, -1).transpose(-2, -1)
+    v = g.reshape(2, heads, c // 2 // heads, -1).transpose(-2, -1)
+    out, want_probs = _truth(q, k, v, mask, 1.0)
+    want = x + 0.7 * layer.o(out.transpose(-2, -1).reshape(2, c // 2, 8, 6))
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(probs, want_probs, atol=1e-10, rtol=1e-10)
+
+
+def test_pattern_may_be_an_explicit_head_list():
+    specs = [("rtl", 0), "dense", "ltr"]
+    mask = grid_mask(specs, (4, 5), heads=4, extra_tokens=1)
+    assert torch.equal(mask[0, 1:, 1:], grid_masks("rtl", (4, 5))[0])
+    assert bool(mask[1].all())
+    assert torch.equal(mask[2:, 1:, 1:], grid_masks("ltr", (4, 5)))
+    with pytest.raises(ValueError, match="gives 4 heads"):
+        grid_mask(specs, (4, 5), heads=3)
+    with pytest.raises(ValueError, match="layout entry 'diagonal'"):
+        grid_mask(["diagonal"], (4, 5), heads=2)
 
 
 @pytest.mark.parametrize("heads", [1, 2, 3, 4, 7, 12])
@@ -270,7 +339,7 @@ def test_self_attention_state_dict_is_timm_shaped_and_repr():
         (dict(dim=32, num_heads=4, grid=(3, 0)), r"\(3, 0\)"),
         (dict(dim=32, num_heads=4, grid=(3, 5), pattern="x"), "pattern='x'"),
         (dict(dim=32, num_heads=4, grid=(3, 5), extra_tokens=-1), "extra_tokens=-1"),
-        (dict(dim=32, num_heads=4, grid=(3, 5), backend="flex"), "backend='flex'"),
+        (dict(dim=32, num_heads=4, grid=(3, 5), backend="triton"), "backend='triton'"),
     ],
 )
 def test_self_attention_validation(kwargs, match):
@@ -282,3 +351,43 @@ def test_self_attention_rejects_wrong_token_count():
     m = YLGSelfAttention(32, 4, (3, 5), extra_tokens=1)
     with pytest.raises(ValueError, match=r"N=16.*\(2, 15, 32\)"):
         m(torch.randn(2, 15, 32))
+
+
+# ----------------------------------------------------------------------------- flex
+
+
+@pytest.mark.parametrize("case", CASES + _random_cases(6, seed=5), ids=str)
+def test_flex_backend_forward_is_the_dense_masked_softmax(case):
+    """``backend="flex"`` (FlexAttention over reordered tokens; forward only on CPU)."""
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    pattern, grid, key_grid, heads, extra, radius = case
+    mask = grid_mask(
+        pattern, grid, heads=heads, key_grid=key_grid, extra_tokens=extra, radius=radius
+    )
+    q, k, v = (t.detach() for t in _inputs(2, heads, *mask.shape[1:], 8, 4, torch.float32))
+    want, want_probs = _truth(q.double(), k.double(), v.double(), mask, 8**-0.5)
+    kwargs = dict(grid=grid, pattern=pattern, key_grid=key_grid, extra_tokens=extra)
+    with torch.no_grad():
+        got = grid_attention(q, k, v, **kwargs, radius=radius, backend="flex")
+        out, probs = grid_attention(
+            q, k, v, **kwargs, radius=radius, backend="flex", return_attention=True
+        )
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.double(), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(probs.double(), want_probs, atol=1e-5, rtol=1e-5)
+
+
+def test_flex_backend_in_the_modules():
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    torch.manual_seed(3)
+    vit = YLGSelfAttention(32, 4, (4, 6), pattern="ylg", extra_tokens=1).eval()
+    x = torch.randn(2, 25, 32)
+    gan = YLGAttention2d(64, layout="ylg").eval()
+    with torch.no_grad():
+        gan.gamma.fill_(0.5)
+    f = torch.randn(1, 64, 8, 8)
+    with torch.no_grad():
+        want_vit, want_gan = vit(x), gan(f)
+        vit.backend = gan.backend = "flex"
+        torch.testing.assert_close(vit(x), want_vit, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(gan(f), want_gan, atol=1e-5, rtol=1e-5)

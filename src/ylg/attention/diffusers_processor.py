@@ -58,7 +58,8 @@ class YLGJointAttnProcessor:
         grid: ``(H, W)`` of the image tokens (latent size / patch size), or ``None``: square,
             inferred from the token count.
         curve: ``esa``, ``raster`` or ``hilbert`` (placement of the 1-D patterns).
-        backend: ``auto`` / ``None``, ``reference`` or ``blocks`` (see ``grid_attention``).
+        backend: ``auto`` / ``None``, ``reference``, ``blocks`` or ``flex`` (see
+            ``grid_attention``).
         radius: window radius of ``neighborhood``.
     """
 

@@ -36,7 +36,14 @@ from collections.abc import Callable
 import torch
 
 from ylg import patterns
-from ylg.attention.grid import DEFAULT_RADIUS, NEIGHBORHOOD, _validate, grid_head_specs
+from ylg.attention.grid_config import (
+    DEFAULT_RADIUS,
+    NEIGHBORHOOD,
+    Pattern,
+    grid_head_specs,
+    pattern_specs,
+    validate,
+)
 from ylg.attention.layouts import FULL
 
 FlexMaskMod = Callable[..., torch.Tensor]
@@ -76,7 +83,7 @@ def _grid_rule(pattern, grid, key_grid, heads, curve, radius, query_layout, stri
 
 
 def mask_mod(
-    pattern: str,
+    pattern: Pattern,
     grid,
     *,
     heads: int,
@@ -97,8 +104,8 @@ def mask_mod(
     are clamped, never read out of bounds. ``device``: where its small tables live (the
     device of the index tensors it will be called with).
     """
-    args = _validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
-    grid, key_grid, heads, e, radius = args
+    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    pattern, grid, key_grid, heads, e, radius = args
     if stride is None:
         stride = math.isqrt(key_grid[0] * key_grid[1])
     rule = _grid_rule(pattern, grid, key_grid, heads, curve, radius, query_layout, stride, device)
@@ -116,7 +123,7 @@ def mask_mod(
 
 
 def flex_orders(
-    pattern: str,
+    pattern: Pattern,
     grid,
     *,
     key_grid=None,
@@ -127,8 +134,10 @@ def flex_orders(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q_order [Nq], k_order [Nk])``: the raster index of the i-th reordered query / key
     (global tokens first, then the grid tokens along the curve; module docstring)."""
-    args = _validate(pattern, grid, 1, key_grid, curve, extra_tokens, DEFAULT_RADIUS)
-    grid, key_grid, _, e, _ = args
+    specs = pattern_specs(pattern)  # an explicit list, else None
+    heads = 1 if specs is None else len(specs)
+    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, DEFAULT_RADIUS)
+    pattern, grid, key_grid, _, e, _ = args
     hk, wk = key_grid
     n = hk * wk
     front = torch.arange(e)
@@ -137,7 +146,7 @@ def flex_orders(
     qpos, _ = patterns._grid_positions(key_grid, grid, curve, query_layout)  # [H*W]
     q_grid = torch.argsort(qpos, stable=True)  # [H*W]
     position = torch.arange(n)  # curve positions
-    names = {spec[0] for spec in grid_head_specs(pattern, 2) if spec != FULL}
+    names = {spec[0] for spec in (specs or grid_head_specs(pattern, 2)) if spec != FULL}
     if names and names <= {"ltr", "rtl"}:
         s = stride or math.isqrt(n)
         summary = (position % s == 0) | (position % s == s - 1) | (position == n - 1)
@@ -147,7 +156,7 @@ def flex_orders(
 
 
 def flex_block_mask(
-    pattern: str,
+    pattern: Pattern,
     grid,
     *,
     heads: int,

@@ -38,6 +38,9 @@ Backends of :func:`grid_attention`:
   exact, not approximated: the global query rows are one dense SDPA call over all keys, and
   the global keys are appended to the key set of every block of the grid rows, so each block's
   softmax runs over exactly its queries' allowed keys (``mk`` grows by ``extra_tokens``).
+- ``flex``: PyTorch FlexAttention with :func:`ylg.attention.flex_block_mask`'s block mask over
+  reordered tokens (compiled on CUDA; on CPU eager and forward only, as PyTorch's FlexAttention
+  has no CPU backward); ``return_attention`` is served by ``blocks``. Never chosen by ``auto``.
 - ``auto`` / ``None``: ``reference`` when ``B * heads * Nq * Nk <= 2**20``, else ``blocks``
   (:func:`ylg.attention.choose_backend`).
 """
@@ -50,72 +53,22 @@ import torch
 import torch.nn.functional as F
 
 from ylg import patterns
+from ylg.attention import flex_export
+from ylg.attention.backends import flex as flex_backend
 from ylg.attention.functional import SMALL, masked_attention
-from ylg.attention.layouts import FULL, HeadGroup, HeadLayout, HeadSpec, build_layout
-
-GRID_PATTERNS = ("ylg", "strided", "rtl", "ltr", "dense", "neighborhood")
-GRID_BACKENDS = ("auto", "reference", "blocks")
-NEIGHBORHOOD = "neighborhood"  # the head spec of a neighbourhood head
-DEFAULT_RADIUS = 3  # a 7 x 7 window, NATTEN's usual kernel size
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
-    return value
-
-
-def _check_grid(name: str, grid) -> tuple[int, int]:
-    try:
-        rows, cols = grid
-    except (TypeError, ValueError):
-        rows = cols = None
-    for v in (rows, cols):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a pair of integers (rows, cols) >= 1, got {grid!r}")
-    return int(rows), int(cols)
-
-
-def _check_grids(grid, key_grid) -> tuple[tuple[int, int], tuple[int, int]]:
-    grid = _check_grid("grid", grid)
-    key_grid = grid if key_grid is None else _check_grid("key_grid", key_grid)
-    if grid[0] % key_grid[0] or grid[1] % key_grid[1]:
-        raise ValueError(
-            f"grid={grid} must be an integer multiple of key_grid={key_grid} per side "
-            f"(pooled keys: key_grid = grid / pool factor)"
-        )
-    return grid, key_grid
-
-
-def _check_options(pattern: str, curve: str) -> None:
-    if pattern not in GRID_PATTERNS:
-        raise ValueError(f"pattern={pattern!r} is not known; use one of {', '.join(GRID_PATTERNS)}")
-    if curve not in patterns.CURVES:
-        raise ValueError(f"curve={curve!r} is not known; use one of {', '.join(patterns.CURVES)}")
-
-
-# ----------------------------------------------------------------------------- heads
-
-
-def grid_head_specs(pattern: str, heads: int) -> tuple[HeadSpec, ...]:
-    """The mask of each head: ``(name, step)`` of a 1-D pattern, ``"dense"`` or
-    ``"neighborhood"`` (the rule is in the module docstring)."""
-    _check_options(pattern, "esa")
-    heads = _check_int("heads", heads, 1)
-    if pattern == "dense":
-        return (FULL,) * heads
-    if pattern == NEIGHBORHOOD:
-        return (NEIGHBORHOOD,) * heads
-    if pattern == "ylg":
-        pairs = -(-heads // 2)
-        rtl_pairs = -(-pairs // 2)
-        return tuple(("rtl" if i // 2 < rtl_pairs else "ltr", i % 2) for i in range(heads))
-    name = "strided_fi" if pattern == "strided" else pattern
-    return tuple((name, i % 2) for i in range(heads))
-
+from ylg.attention.grid_config import (
+    DEFAULT_RADIUS,
+    GRID_BACKENDS,
+    GRID_PATTERNS,
+    NEIGHBORHOOD,
+    Pattern,
+    check_grids,
+    check_int,
+    check_options,
+    grid_head_specs,
+    validate,
+)
+from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout
 
 # ----------------------------------------------------------------------------- neighbourhood
 
@@ -170,7 +123,7 @@ def neighborhood_blocks(
 
 
 def grid_layout(
-    pattern: str,
+    pattern: Pattern,
     grid,
     *,
     heads: int = 8,
@@ -179,15 +132,28 @@ def grid_layout(
     radius: int = DEFAULT_RADIUS,
     query_layout: str = "colocate",
     stride: int | None = None,
+    device: torch.device | str = "cpu",
 ) -> HeadLayout:
-    """The :class:`~ylg.attention.HeadLayout` of the grid tokens alone (no global tokens).
+    """The :class:`~ylg.attention.HeadLayout` of the grid tokens alone (no global tokens), on
+    ``device``; built once per configuration and cached (do not modify it).
 
-    1-D patterns go through :func:`ylg.attention.build_layout` (the code that builds
-    ``YLGAttention2d``'s layouts); neighbourhood heads share one :func:`neighborhood_blocks`.
+    1-D patterns go through :func:`ylg.attention.build_layout`; neighbourhood heads share one
+    :func:`neighborhood_blocks`.
     """
-    _check_options(pattern, curve)
-    grid, key_grid = _check_grids(grid, key_grid)
-    radius = _check_int("radius", radius, 0)
+    args = validate(pattern, grid, heads, key_grid, curve, 0, radius)
+    pattern, grid, key_grid, heads, _, radius = args
+    device = torch.device(device)
+    where = "cpu" if device.type == "cpu" else str(device)
+    return _plan(
+        pattern, grid, heads, key_grid, curve, 0, radius, query_layout, stride, where
+    ).grid_layout
+
+
+def _new_layout(pattern, grid, heads, key_grid, curve, radius, query_layout, stride) -> HeadLayout:
+    """Build :func:`grid_layout`'s layout (uncached)."""
+    check_options(pattern, curve)
+    grid, key_grid = check_grids(grid, key_grid)
+    radius = check_int("radius", radius, 0)
     specs = grid_head_specs(pattern, heads)
     if pattern != NEIGHBORHOOD:
         return build_layout(
@@ -286,34 +252,33 @@ def _plan(pattern, grid, heads, key_grid, curve, extra, radius, query_layout, st
     if device != "cpu":
         args = (pattern, grid, heads, key_grid, curve, extra, radius, query_layout, stride)
         return _plan(*args, "cpu").to(device)
-    layout = grid_layout(
+    layout = _new_layout(pattern, grid, heads, key_grid, curve, radius, query_layout, stride)
+    return _GridPlan(layout, extra)
+
+
+@functools.lru_cache(maxsize=32)
+def _flex_plan(pattern, grid, heads, key_grid, curve, extra, radius, query_layout, stride, device):
+    """``(q_order, k_order, q_inverse, block_mask)`` of a configuration for ``flex``."""
+    block_mask, q_order, k_order = flex_export.flex_block_mask(
         pattern,
         grid,
         heads=heads,
         key_grid=key_grid,
         curve=curve,
+        extra_tokens=extra,
         radius=radius,
         query_layout=query_layout,
         stride=stride,
+        device=device,
     )
-    return _GridPlan(layout, extra)
-
-
-def _validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius):
-    """Checked and normalised ``(grid, key_grid, heads, extra_tokens, radius)``."""
-    _check_options(pattern, curve)
-    grid, key_grid = _check_grids(grid, key_grid)
-    heads = _check_int("heads", heads, 1)
-    extra_tokens = _check_int("extra_tokens", extra_tokens, 0)
-    radius = _check_int("radius", radius, 0)
-    return grid, key_grid, heads, extra_tokens, radius
+    return q_order, k_order, torch.argsort(q_order), block_mask
 
 
 # ----------------------------------------------------------------------------- public API
 
 
 def grid_mask(
-    pattern: str,
+    pattern: Pattern,
     grid,
     *,
     heads: int = 8,
@@ -333,8 +298,8 @@ def grid_mask(
     (window ``2 * radius + 1``); ``curve``, ``query_layout`` and ``stride`` place the 1-D
     patterns (``ylg.patterns.grid_masks``). Every row has at least one True entry.
     """
-    args = _validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
-    grid, key_grid, heads, extra_tokens, radius = args
+    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    pattern, grid, key_grid, heads, extra_tokens, radius = args
     plan = _plan(
         pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride, "cpu"
     )
@@ -347,7 +312,7 @@ def grid_attention(
     v: torch.Tensor,
     *,
     grid,
-    pattern: str = "ylg",
+    pattern: Pattern = "ylg",
     key_grid=None,
     curve: str = "esa",
     extra_tokens: int = 0,
@@ -364,9 +329,10 @@ def grid_attention(
     ``Nq = extra_tokens + H * W`` and ``Nk = extra_tokens + h * w`` (global tokens first, then
     raster order). Returns ``[B, heads, Nq, Dv]`` and, with ``return_attention``, the
     probabilities ``[B, heads, Nq, Nk]`` (zero outside the mask). ``scale=None`` is
-    ``1 / sqrt(D)``. ``backend``: ``reference``, ``blocks`` or ``auto`` / ``None`` (see the
-    module docstring); every backend computes exactly the dense masked softmax, forward and
-    backward.
+    ``1 / sqrt(D)``. ``backend``: ``reference``, ``blocks``, ``flex`` or ``auto`` / ``None``
+    (see the module docstring); every backend computes exactly the dense masked softmax,
+    forward and backward (``flex``: forward only on CPU). ``pattern``: a name of
+    ``GRID_PATTERNS`` or an explicit per-head list (:mod:`ylg.attention.grid_config`).
     """
     if backend is None:
         backend = "auto"
@@ -377,8 +343,8 @@ def grid_attention(
             f"q and k must be 4-D [B, heads, N, D], got q {tuple(q.shape)}, k {tuple(k.shape)}"
         )
     heads = q.shape[1]
-    args = _validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
-    grid, key_grid, heads, extra_tokens, radius = args
+    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    pattern, grid, key_grid, heads, extra_tokens, radius = args
     nq = extra_tokens + grid[0] * grid[1]
     nk = extra_tokens + key_grid[0] * key_grid[1]
     if q.shape[2] != nq or k.shape[2] != nk:
@@ -397,6 +363,9 @@ def grid_attention(
         return masked_attention(
             q, k, v, plan.dense(), "reference", scale=scale, return_attention=return_attention
         )
+    if backend == "flex" and not return_attention:  # probabilities come from ``blocks``
+        args = (pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride)
+        return flex_backend.run(q, k, v, *_flex_plan(*args, device), scale=scale)
     if plan.full is not None or extra_tokens == 0:
         layout = plan.full or plan.rows
         return masked_attention(

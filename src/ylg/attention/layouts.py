@@ -67,8 +67,20 @@ def head_specs(layout: str | Sequence | torch.Tensor, heads: int) -> tuple[HeadS
                 f"{len(specs)} or layout='dense' for any number of heads"
             )
         return tuple(specs)
-    specs = []
-    for entry in layout:
+    specs = expand_specs(layout)
+    if len(specs) != heads:
+        raise ValueError(
+            f"layout={list(layout)!r} gives {len(specs)} heads (a pattern name counts 2), "
+            f"got heads={heads}"
+        )
+    return specs
+
+
+def expand_specs(entries: Sequence) -> tuple[HeadSpec, ...]:
+    """The per-head specs of a list layout (a pattern name gives its 2 steps as 2 heads);
+    raises ``ValueError`` naming an unknown entry."""
+    specs: list[HeadSpec] = []
+    for entry in entries:
         if isinstance(entry, str) and entry == FULL:
             specs.append(FULL)
         elif isinstance(entry, str) and entry in PATTERN_NAMES:
@@ -86,11 +98,6 @@ def head_specs(layout: str | Sequence | torch.Tensor, heads: int) -> tuple[HeadS
                 f"({', '.join(PATTERN_NAMES)}) giving its 2 steps as 2 heads, a (name, step) "
                 f"pair with step 0 or 1, or 'dense'"
             )
-    if len(specs) != heads:
-        raise ValueError(
-            f"layout={list(layout)!r} gives {len(specs)} heads (a pattern name counts 2), "
-            f"got heads={heads}"
-        )
     return tuple(specs)
 
 

@@ -22,9 +22,10 @@ from ylg.attention.grid import (
     GRID_BACKENDS,
     GRID_PATTERNS,
     grid_attention,
+    grid_layout,
     grid_mask,
 )
-from ylg.attention.layouts import PATTERN_NAMES, HeadLayout, build_layout, head_specs
+from ylg.attention.layouts import PATTERN_NAMES, HeadLayout, head_specs
 from ylg.patterns import CURVES, QUERY_LAYOUTS
 
 
@@ -110,7 +111,9 @@ class YLGAttention2d(nn.Module):
         self.g = _sn_conv1x1(channels, channels // 2)
         self.o = _sn_conv1x1(channels // 2, channels)
         self.gamma = nn.Parameter(torch.zeros(()))
-        self._layouts: dict = {}  # (H, W, device) -> HeadLayout; deliberately not buffers
+        # Named / list layouts: the grid core's cached layouts (ylg.attention.grid). An
+        # explicit mask tensor: (H, W, device) -> HeadLayout here, deliberately not buffers.
+        self._layouts: dict = {}
 
     @property
     def backend(self) -> str:
@@ -129,25 +132,25 @@ class YLGAttention2d(nn.Module):
         state["_layouts"] = {}
         return state
 
+    def _grid_options(self, height: int, width: int) -> dict:
+        """The :func:`ylg.attention.grid_attention` keywords of an input of that size."""
+        return dict(
+            grid=(height, width),
+            key_grid=(height // 2, width // 2) if self.pool else None,
+            pattern=self._specs,
+            curve=self.curve,
+            query_layout=self.query_layout,
+            stride=self.stride,
+        )
+
     def head_layout(self, height: int, width: int, device=None) -> HeadLayout:
-        """The (cached) :class:`HeadLayout` used for an input of ``height`` x ``width``."""
+        """The :class:`HeadLayout` used for an input of ``height`` x ``width`` (cached)."""
         device = torch.device("cpu") if device is None else torch.device(device)
+        if self._specs is not None:
+            return grid_layout(heads=self.heads, device=device, **self._grid_options(height, width))
         key = (height, width, str(device))
-        if key not in self._layouts:
-            cpu_key = (height, width, "cpu")
-            if cpu_key not in self._layouts:
-                query_grid = (height, width)
-                key_grid = (height // 2, width // 2) if self.pool else query_grid
-                self._layouts[cpu_key] = build_layout(
-                    self.layout if self._specs is None else list(self._specs),
-                    self.heads,
-                    query_grid,
-                    key_grid,
-                    curve=self.curve,
-                    query_layout=self.query_layout,
-                    stride=self.stride,
-                )
-            self._layouts[key] = self._layouts[cpu_key].to(device)
+        if key not in self._layouts:  # an explicit mask tensor: no grid structure
+            self._layouts[key] = HeadLayout.from_masks(self.layout).to(device)
         return self._layouts[key]
 
     def masks(self, height: int, width: int) -> torch.Tensor:
@@ -168,7 +171,6 @@ class YLGAttention2d(nn.Module):
             raise ValueError(
                 f"input height and width must be even with pool=True, got H={hgt}, W={wid}"
             )
-        layout = self.head_layout(hgt, wid, x.device)
         h = self.heads
         theta = self.theta(x)  # [B, C/8, H, W]
         phi = self.phi(x)  # [B, C/8, H, W]
@@ -181,9 +183,16 @@ class YLGAttention2d(nn.Module):
         k = phi.reshape(b, h, c // 8 // h, -1).transpose(-2, -1)  # [B, h, Nk, d]
         v = g.reshape(b, h, c // 2 // h, -1).transpose(-2, -1)  # [B, h, Nk, dv]
         scale = q.shape[-1] ** -0.5 if self.scaled else 1.0
-        result = masked_attention(
-            q, k, v, layout, self.backend, scale=scale, return_attention=return_attention
-        )
+        if self._specs is None:  # an explicit mask tensor
+            result = masked_attention(
+                q, k, v, self.head_layout(hgt, wid, x.device), self.backend, scale=scale,
+                return_attention=return_attention,
+            )  # fmt: skip
+        else:
+            result = grid_attention(
+                q, k, v, **self._grid_options(hgt, wid), scale=scale, backend=self.backend,
+                return_attention=return_attention,
+            )  # fmt: skip
         out, probs = result if return_attention else (result, None)
         out = out.transpose(-2, -1).reshape(b, c // 2, hgt, wid)  # [B, C/2, H, W]
         y = x + self.gamma * self.o(out)
@@ -224,7 +233,8 @@ class YLGSelfAttention(nn.Module):
         proj_drop: dropout after the output projection.
         curve: ``esa`` (default), ``raster`` or ``hilbert``: how 1-D patterns meet the grid.
         radius: the ``neighborhood`` pattern's window radius (window ``2r+1``).
-        backend: ``auto`` (default), ``reference`` or ``blocks``; may be reassigned later.
+        backend: ``auto`` (default), ``reference``, ``blocks`` or ``flex`` (CUDA; forward only
+            on CPU); may be reassigned later.
     """
 
     def __init__(

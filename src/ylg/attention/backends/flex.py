@@ -152,9 +152,14 @@ def attention(
         from ylg.attention.backends import blocks
 
         return blocks.attention(q, k, v, layout, scale=scale, return_attention=True)
+    return run(q, k, v, *_prepare(layout), scale=scale), None
+
+
+def run(q, k, v, q_order, k_order, q_inverse, block_mask, *, scale: float) -> torch.Tensor:
+    """``flex_attention`` over the tokens ``q[:, :, q_order]``, ``k[:, :, k_order]`` with
+    ``block_mask``, the output put back in raster order (``q_inverse = argsort(q_order)``)."""
     from torch.nn.attention.flex_attention import flex_attention
 
-    q_order, k_order, q_inverse, block_mask = _prepare(layout)
     d, dv = q.shape[-1], v.shape[-1]
     dp, dvp = max(16, d), max(16, dv)
     qr = F.pad(q.index_select(2, q_order), (0, dp - d))  # [B, h, Nq, dp], curve order
@@ -162,5 +167,4 @@ def attention(
     vr = F.pad(v.index_select(2, k_order), (0, dvp - dv))  # [B, h, Nk, dvp]
     fn = _compiled() if q.device.type == "cuda" else flex_attention
     out = fn(qr, kr, vr, block_mask=block_mask, scale=scale)  # [B, h, Nq, dvp]
-    out = out[..., :dv].index_select(2, q_inverse)  # [B, h, Nq, Dv], raster order
-    return out, None
+    return out[..., :dv].index_select(2, q_inverse)  # [B, h, Nq, Dv], raster order
