@@ -20,6 +20,7 @@ from ylg.attention import (
     grid_head_specs,
     grid_mask,
 )
+from ylg.attention.grid import neighborhood_blocks, neighborhood_tile
 from ylg.patterns import grid_masks
 
 BACKENDS = ["reference", "blocks"]
@@ -284,6 +285,28 @@ def test_neighborhood_is_the_clipped_window(grid, key_grid, radius):
         assert torch.equal(mask[0, qi], want.flatten()), qi
 
 
+@pytest.mark.parametrize("grid,key_grid", [((16, 16), None), ((9, 20), None), ((1, 13), None),
+                                           ((12, 8), (6, 4))])  # fmt: skip
+@pytest.mark.parametrize("radius", [0, 1, 3])
+@pytest.mark.parametrize("tile", [None, 1, 3, 7, 8])
+def test_neighborhood_blocks_any_tile_read_only_real_keys(grid, key_grid, radius, tile):
+    """Every tile size gives the same window mask; a tile reads only real key cells, at most
+    ``min(t + 2r, h) * min(t + 2r, w)`` of them."""
+    kg = key_grid or grid
+    blocks = neighborhood_blocks(grid, kg, radius, tile)
+    want = grid_mask("neighborhood", grid, heads=1, key_grid=key_grid, radius=radius)[0]
+    assert torch.equal(blocks.dense(), want)
+    t = neighborhood_tile(radius) if tile is None else tile
+    assert bool((blocks.k_index >= 0).all())
+    assert blocks.k_index.shape[1] == min(t + 2 * radius, kg[0]) * min(t + 2 * radius, kg[1])
+    # each group reads distinct keys
+    assert all(len(set(row.tolist())) == len(row) for row in blocks.k_index)
+
+
+def test_neighborhood_tile_is_the_next_power_of_two():
+    assert [neighborhood_tile(r) for r in range(6)] == [1, 4, 8, 8, 16, 16]
+
+
 def test_dense_mask_is_all_true():
     assert grid_mask("dense", (3, 5), heads=3, extra_tokens=2).all()
 
@@ -391,3 +414,30 @@ def test_flex_backend_in_the_modules():
         vit.backend = gan.backend = "flex"
         torch.testing.assert_close(vit(x), want_vit, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(gan(f), want_gan, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- docs figure
+
+
+def test_grid_pattern_panels_are_grid_mask_rows(tmp_path):
+    from ylg.viz.patterns import grid_pattern_panels, plot_grid_patterns
+
+    specs = [("ylg", {"heads": 8, "extra_tokens": 1}), ("neighborhood", {"radius": 1}),
+             ("ylg", {"heads": 2, "key_grid": (3, 4)})]  # fmt: skip
+    panels = grid_pattern_panels(specs, (6, 8), (4, 5))
+    # ylg x 8: 4 distinct masks (RTL 0, RTL 1, LTR 0, LTR 1, each twice); the window; RTL 0/1
+    assert [t.split("\n")[0] for t, _ in panels] == [
+        "ylg: heads 0,2", "ylg: heads 1,3", "ylg: heads 4,6", "ylg: heads 5,7",
+        "neighborhood: heads 0,1,2,3,4,5,6,7", "ylg: heads 0", "ylg: heads 1",
+    ]  # fmt: skip
+    mask = grid_mask("ylg", (6, 8), heads=8, extra_tokens=1)
+    for (_, keys), h in zip(panels[:4], (0, 1, 4, 5)):
+        assert torch.equal(keys.flatten(), mask[h, 1 + 4 * 8 + 5, 1:])
+    window = torch.zeros(6, 8, dtype=torch.bool)
+    window[3:6, 4:7] = True
+    assert torch.equal(panels[4][1], window)
+    pooled = grid_mask("ylg", (6, 8), heads=2, key_grid=(3, 4))
+    assert panels[5][1].shape == (3, 4)
+    assert torch.equal(panels[5][1].flatten(), pooled[0, 4 * 8 + 5])
+    out = plot_grid_patterns(panels, (6, 8), (4, 5), tmp_path / "f.png", "t")
+    assert out.stat().st_size > 1000

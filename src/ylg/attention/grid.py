@@ -73,19 +73,37 @@ from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout
 # ----------------------------------------------------------------------------- neighbourhood
 
 
+def neighborhood_tile(radius: int) -> int:
+    """The default tile side of :func:`neighborhood_blocks`: the smallest power of two
+    ``>= 2 * radius + 1`` (8 for NATTEN's 7 x 7). Measured on the CPU (``benchmarks/README.md``,
+    "Neighbourhood tiles"): at radius 3, tiles of 8 beat 7 (the window side) by 1.4-1.9x at
+    16 x 16 to 64 x 64 grids, as 8 divides power-of-two grids (no padded tiles)."""
+    return 1 << (2 * radius).bit_length()
+
+
+def _key_spans(cells: int, tile: int, radius: int) -> torch.Tensor:
+    """``[tiles, L]``: the key cells along one axis read by each tile of ``tile`` query cells:
+    ``L = min(tile + 2 * radius, cells)`` consecutive cells, shifted inside the axis at the
+    borders (so every key read is a real cell; the window mask still clips exactly)."""
+    length = min(tile + 2 * radius, cells)
+    tiles = -(-cells // tile)
+    start = (torch.arange(tiles) * tile - radius).clamp(0, cells - length)  # [tiles]
+    return start[:, None] + torch.arange(length)[None, :]  # [tiles, L]
+
+
 def neighborhood_blocks(
     grid: tuple[int, int], key_grid: tuple[int, int], radius: int, tile: int | None = None
 ) -> patterns.BlockLayout:
     """The neighbourhood window as a :class:`ylg.patterns.BlockLayout`.
 
     Queries are grouped by ``tile x tile`` tiles of the key cells under them (default
-    ``tile = 2 * radius + 1``); a group's keys are its tile grown by ``radius`` on every side
-    (``-1`` outside the grid), and the mask is the window rule
-    ``|row_k - row_q'| <= r and |col_k - col_q'| <= r`` with ``(row_q', col_q')`` the key cell
-    under the query.
+    :func:`neighborhood_tile`); a group's keys are the tile grown by ``radius`` on every side,
+    shifted inside the grid at its borders and cut to the grid's size (:func:`_key_spans`), and
+    the mask is the window rule ``|row_k - row_q'| <= r and |col_k - col_q'| <= r`` with
+    ``(row_q', col_q')`` the key cell under the query.
     """
     hk, wk = key_grid
-    t = 2 * radius + 1 if tile is None else tile
+    t = neighborhood_tile(radius) if tile is None else tile
     rows = patterns.query_rows(key_grid, grid, "colocate")  # [Nq] key cell under each query
     qr, qc = rows // wk, rows % wk  # [Nq]
     tiles_c = -(-wk // t)
@@ -102,20 +120,19 @@ def neighborhood_blocks(
         -1,
     )  # [G, mq]
 
-    span = torch.arange(-radius, t + radius)  # [t + 2r] offsets from the tile's first cell
+    span_r, span_c = _key_spans(hk, t, radius), _key_spans(wk, t, radius)  # [Tr, Lr], [Tc, Lc]
     tr = torch.arange(groups) // tiles_c  # [G]
     tc = torch.arange(groups) % tiles_c  # [G]
-    kr = (tr[:, None] * t + span[None, :])[:, :, None].expand(-1, -1, span.numel())  # [G, m, m]
-    kc = (tc[:, None] * t + span[None, :])[:, None, :].expand(-1, span.numel(), -1)  # [G, m, m]
+    kr = span_r[tr][:, :, None].expand(-1, -1, span_c.shape[1])  # [G, Lr, Lc]
+    kc = span_c[tc][:, None, :].expand(-1, span_r.shape[1], -1)  # [G, Lr, Lc]
     kr, kc = kr.reshape(groups, -1), kc.reshape(groups, -1)  # [G, mk]
-    inside = (kr >= 0) & (kr < hk) & (kc >= 0) & (kc < wk)
-    k_index = torch.where(inside, kr * wk + kc, -1)  # [G, mk]
+    k_index = kr * wk + kc  # [G, mk], every one a real cell
 
     q_safe = q_index.clamp(min=0)
     mask = ((qr[q_safe][:, :, None] - kr[:, None, :]).abs() <= radius) & (
         (qc[q_safe][:, :, None] - kc[:, None, :]).abs() <= radius
     )  # [G, mq, mk]
-    mask &= (q_index >= 0)[:, :, None] & inside[:, None, :]
+    mask &= (q_index >= 0)[:, :, None]
     return patterns.BlockLayout(q_index, k_index, mask, int(rows.numel()), hk * wk)
 
 

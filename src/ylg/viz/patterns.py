@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from ylg.attention.grid import grid_head_specs, grid_mask
 from ylg.ifg import min_pair_flow, missing_paths
 from ylg.patterns import PATTERNS, enumerate_grid, grid_masks, two_step
 
@@ -66,6 +67,68 @@ def plot_grid_masks(masks: torch.Tensor, grid: tuple[int, int], queries, title: 
             ax.set_yticks([])
             ax.set_title(f"query ({r},{c}), step {t}", fontsize=9)
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def grid_pattern_panels(
+    specs: list[tuple[str, dict]], grid: tuple[int, int], query: tuple[int, int]
+) -> list[tuple[str, torch.Tensor]]:
+    """For one query cell, the key cells each distinct head mask lets it see.
+
+    ``specs``: ``(pattern, grid_mask keywords)`` pairs (``heads``, ``key_grid``, ``radius``,
+    ...); heads with the same mask are drawn once, titled with all their indices. Returns
+    ``(title, bool [h, w])`` panels, on the key grid; global tokens (``extra_tokens``) are
+    left out of the panel (every query sees them) and named in the title.
+    """
+    rows, cols = grid
+    r, c = query
+    panels = []
+    for pattern, kw in specs:
+        kw = dict(kw)
+        heads = kw.pop("heads", 8)
+        e = kw.get("extra_tokens", 0)
+        hk, wk = kw.get("key_grid") or grid
+        mask = grid_mask(pattern, grid, heads=heads, **kw)[:, e + r * cols + c, e:]  # [h, hk*wk]
+        names = grid_head_specs(pattern, heads)
+        seen: dict[tuple, list[int]] = {}
+        for h in range(heads):
+            seen.setdefault(tuple(mask[h].tolist()), []).append(h)
+        for members in seen.values():
+            spec = names[members[0]]
+            what = spec if isinstance(spec, str) else f"{spec[0]} step {spec[1]}"
+            extra = f" + {e} global" if e else ""
+            extra += f", pooled keys {hk}x{wk}" if (hk, wk) != tuple(grid) else ""
+            title = f"{pattern}: heads {','.join(map(str, members))}\n{what}{extra}"
+            panels.append((title, mask[members[0]].view(hk, wk)))
+    return panels
+
+
+def plot_grid_patterns(
+    panels: list[tuple[str, torch.Tensor]],
+    grid: tuple[int, int],
+    query: tuple[int, int],
+    path: Path,
+    title: str,
+    per_row: int = 4,
+) -> Path:
+    """Draw :func:`grid_pattern_panels`: allowed key cells in blue, the cell under the query
+    outlined in red (on a pooled key grid, the key cell that holds the query)."""
+    n = len(panels)
+    nrows = -(-n // per_row)
+    fig, axes = plt.subplots(nrows, per_row, figsize=(2.5 * per_row, 2.7 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, keys) in zip(axes.flat, panels):
+        hk, wk = keys.shape
+        kr, kc = query[0] * hk // grid[0], query[1] * wk // grid[1]
+        ax.axis("on")
+        ax.imshow(keys.numpy(), cmap=_MASK_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        ax.add_patch(plt.Rectangle((kc - 0.5, kr - 0.5), 1, 1, fill=False, color="red", lw=1.5))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{name}\n{int(keys.sum())} of {hk * wk} keys", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)
 
 
