@@ -35,9 +35,11 @@ Backends of :func:`grid_attention`:
 - ``blocks``: the block-sparse backend of :mod:`ylg.attention.backends.blocks` on a
   :class:`~ylg.attention.HeadLayout` of the pattern, every case (any grid, heads, pooling,
   global tokens, head dim, float32 / bfloat16 / float64, with autograd). Global tokens are
-  exact, not approximated: the global query rows are one dense SDPA call over all keys, and
-  the global keys are appended to the key set of every block of the grid rows, so each block's
-  softmax runs over exactly its queries' allowed keys (``mk`` grows by ``extra_tokens``).
+  exact, not approximated: the global query rows are one more bucket (one unmasked block over
+  all keys), and the global keys are appended to the key set of every block of the grid rows,
+  so each block's softmax runs over exactly its queries' allowed keys (``mk`` grows by
+  ``extra_tokens``, padded with masked-out keys to a multiple of 8). One call, no slicing of
+  q and no concatenation of outputs.
 - ``flex``: PyTorch FlexAttention with :func:`ylg.attention.flex_block_mask`'s block mask over
   reordered tokens (compiled on CUDA; on CPU eager and forward only, as PyTorch's FlexAttention
   has no CPU backward); ``return_attention`` is served by ``blocks``. Never chosen by ``auto``.
@@ -50,7 +52,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
 from ylg import patterns
 from ylg.attention import flex_export
@@ -76,8 +77,9 @@ from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout
 def neighborhood_tile(radius: int) -> int:
     """The default tile side of :func:`neighborhood_blocks`: the smallest power of two
     ``>= 2 * radius + 1`` (8 for NATTEN's 7 x 7). Measured on the CPU (``benchmarks/README.md``,
-    "Neighbourhood tiles"): at radius 3, tiles of 8 beat 7 (the window side) by 1.4-1.9x at
-    16 x 16 to 64 x 64 grids, as 8 divides power-of-two grids (no padded tiles)."""
+    "Neighbourhood tiles"; radius 3, fwd+bwd): tiles of 8 beat tiles of 7 (the window side)
+    by 1.8x at 16 x 16, 1.2x at 32 x 32 and 1.25x at 64 x 64, and beat 4 and 16 everywhere
+    but 16 x 16 (where 16 ties); 8 divides power-of-two grids, so no tile is padded."""
     return 1 << (2 * radius).bit_length()
 
 
@@ -195,24 +197,50 @@ def _new_layout(pattern, grid, heads, key_grid, curve, radius, query_layout, str
     return out
 
 
+KEY_ALIGN = 8  # pad the keys of a block with global keys to a multiple of this (see below)
+
+
 def _with_global_keys(blocks: patterns.BlockLayout, extra: int) -> patterns.BlockLayout:
-    """``blocks`` over keys shifted by ``extra``, with the ``extra`` global keys in every group."""
+    """``blocks`` over all ``extra + Nq`` queries and ``extra + Nk`` keys (grid indices shifted
+    by ``extra``), with the ``extra`` global keys in every group.
+
+    The key count per group is padded with masked-out keys to a multiple of ``KEY_ALIGN``:
+    one global key turns 64 keys into 65, and CPU SDPA on 72 keys ran faster than on 65 (and
+    than on 64) at 64 x 64 (``benchmarks/README.md``, "Global tokens").
+    """
     g, mq = blocks.q_index.shape
+    mk = blocks.k_index.shape[1] + extra
+    pad = -mk % KEY_ALIGN
     front = torch.arange(extra).expand(g, extra)  # [G, E]
-    k_index = torch.cat([front, torch.where(blocks.k_index >= 0, blocks.k_index + extra, -1)], 1)
+    grid_keys = torch.where(blocks.k_index >= 0, blocks.k_index + extra, -1)
+    k_index = torch.cat([front, grid_keys, torch.zeros(g, pad, dtype=torch.long)], 1)
     valid = (blocks.q_index >= 0)[:, :, None].expand(g, mq, extra)  # [G, mq, E]
-    mask = torch.cat([valid, blocks.mask], dim=-1)  # [G, mq, E + mk]
+    none = torch.zeros(g, mq, pad, dtype=torch.bool)
+    mask = torch.cat([valid, blocks.mask, none], dim=-1)  # [G, mq, E + mk + pad]
+    q_index = torch.where(blocks.q_index >= 0, blocks.q_index + extra, -1)
     return patterns.BlockLayout(
-        blocks.q_index, k_index, mask, blocks.num_queries, blocks.num_keys + extra
+        q_index, k_index, mask, blocks.num_queries + extra, blocks.num_keys + extra
+    )
+
+
+def _global_rows(extra: int, num_queries: int, num_keys: int) -> patterns.BlockLayout:
+    """The global tokens' query rows: one group of ``extra`` queries over every key."""
+    return patterns.BlockLayout(
+        torch.arange(extra)[None],
+        torch.arange(num_keys)[None],
+        torch.ones(1, extra, num_keys, dtype=torch.bool),
+        num_queries,
+        num_keys,
     )
 
 
 class _GridPlan:
     """Everything one grid configuration needs, built once (per device) and cached.
 
-    ``rows``: a structured layout of the grid queries ``[H*W]`` over all keys ``[E + h*w]``
-    (global keys in every block); ``full``: a layout over all queries and keys when every head
-    is dense. ``mask()``: the dense ``[heads, Nq, Nk]`` mask of :func:`grid_mask`.
+    ``rows``: a structured layout of all queries ``[E + H*W]`` over all keys ``[E + h*w]``
+    (each head group in two parts: the global rows over every key, and the grid rows' blocks
+    with the global keys in every block); ``full``: a layout over all queries and keys when
+    every head is dense. ``mask()``: the dense ``[heads, Nq, Nk]`` mask of :func:`grid_mask`.
     """
 
     def __init__(self, layout: HeadLayout, extra: int) -> None:
@@ -227,12 +255,14 @@ class _GridPlan:
             self.full = HeadLayout(self.heads, self.num_queries, self.num_keys, groups=(group,))
         if extra == 0:
             self.rows = layout
-        else:
+        else:  # global query rows and grid rows as two parts of each head group
+            top = _global_rows(extra, self.num_queries, self.num_keys)
             groups = tuple(
-                HeadGroup(g.heads, None if g.blocks is None else _with_global_keys(g.blocks, extra))
+                HeadGroup(g.heads, (top, _with_global_keys(g.blocks, extra)))
                 for g in layout.groups
-            )
-            self.rows = HeadLayout(self.heads, layout.num_queries, self.num_keys, groups=groups)
+                if g.blocks is not None
+            ) + tuple(HeadGroup(g.heads, None) for g in layout.groups if g.blocks is None)
+            self.rows = HeadLayout(self.heads, self.num_queries, self.num_keys, groups=groups)
         self._dense: HeadLayout | None = None
 
     def to(self, device: str) -> _GridPlan:
@@ -383,25 +413,10 @@ def grid_attention(
     if backend == "flex" and not return_attention:  # probabilities come from ``blocks``
         args = (pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride)
         return flex_backend.run(q, k, v, *_flex_plan(*args, device), scale=scale)
-    if plan.full is not None or extra_tokens == 0:
-        layout = plan.full or plan.rows
-        return masked_attention(
-            q, k, v, layout, "blocks", scale=scale, return_attention=return_attention
-        )
-    # Global query rows: dense over every key; grid rows: blocks with the global keys in each.
-    e = extra_tokens
-    rows = masked_attention(
-        q[:, :, e:], k, v, plan.rows, "blocks", scale=scale, return_attention=return_attention
+    layout = plan.full or plan.rows
+    return masked_attention(
+        q, k, v, layout, "blocks", scale=scale, return_attention=return_attention
     )
-    rows_out, rows_probs = rows if return_attention else (rows, None)
-    if return_attention:
-        logits = torch.matmul(q[:, :, :e], k.transpose(-2, -1)) * scale  # [B, h, E, Nk]
-        top_probs = torch.softmax(logits, dim=-1)
-        top = torch.matmul(top_probs, v)  # [B, h, E, Dv]
-        probs = torch.cat([top_probs, rows_probs], dim=2)  # [B, h, Nq, Nk]
-        return torch.cat([top, rows_out], dim=2), probs
-    top = F.scaled_dot_product_attention(q[:, :, :e], k, v, scale=scale)  # [B, h, E, Dv]
-    return torch.cat([top, rows_out], dim=2)  # [B, h, Nq, Dv]
 
 
 __all__ = [

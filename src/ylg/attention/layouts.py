@@ -103,10 +103,28 @@ def expand_specs(entries: Sequence) -> tuple[HeadSpec, ...]:
 
 @dataclass(frozen=True, eq=False)
 class HeadGroup:
-    """Heads that share one mask; ``blocks`` is its block structure, ``None`` = every key."""
+    """Heads that share one mask; ``blocks`` is its block structure, ``None`` = every key.
+
+    ``blocks`` may also be a tuple of block layouts of different shapes (*parts*) that
+    together list every query once: global-token rows over all keys beside the grid rows'
+    blocks (:func:`ylg.attention.grid_attention`), each part one bucket of the backend.
+    """
 
     heads: tuple[int, ...]
-    blocks: patterns.BlockLayout | None
+    blocks: patterns.BlockLayout | tuple[patterns.BlockLayout, ...] | None
+
+    @property
+    def parts(self) -> tuple[patterns.BlockLayout, ...]:
+        """The block layouts of the group (``()`` when its heads see every key)."""
+        if self.blocks is None:
+            return ()
+        return self.blocks if isinstance(self.blocks, tuple) else (self.blocks,)
+
+    def to(self, device) -> HeadGroup:
+        if self.blocks is None:
+            return self
+        parts = tuple(b.to(device) for b in self.parts)
+        return HeadGroup(self.heads, parts if isinstance(self.blocks, tuple) else parts[0])
 
 
 @dataclass(frozen=True)
@@ -190,7 +208,10 @@ class HeadLayout:
                 device=self.device,
             )  # [heads, Nq, Nk]
             for group in self.groups:
-                m = True if group.blocks is None else group.blocks.to("cpu").dense().to(self.device)
+                m = True
+                for b in group.parts:
+                    part = b.to("cpu").dense().to(self.device)
+                    m = part if m is True else m | part
                 dense[list(group.heads)] = m
             self._masks = dense
         return self._masks
@@ -202,10 +223,7 @@ class HeadLayout:
             return self
         groups = None
         if self.groups is not None:
-            groups = tuple(
-                HeadGroup(g.heads, None if g.blocks is None else g.blocks.to(device))
-                for g in self.groups
-            )
+            groups = tuple(g.to(device) for g in self.groups)
         masks = None if self._masks is None else self._masks.to(device)
         if groups is not None:
             out = HeadLayout(
@@ -244,15 +262,19 @@ class HeadLayout:
                 if self.num_keys == 0:
                     self._raise_empty(group.heads[0], 0, self.num_queries)
                 continue
-            b = group.blocks
-            valid = b.q_index >= 0  # [G, mq]
-            seen = b.mask.any(dim=-1)  # [G, mq]
-            bad = valid & ~seen
-            covered = torch.zeros(self.num_queries, dtype=torch.long, device=b.q_index.device)
-            covered.index_add_(0, b.q_index[valid], torch.ones_like(b.q_index[valid]))
-            if bad.any():
-                query = int(b.q_index[bad][0])
-                self._raise_empty(group.heads[0], query, int(bad.sum()))
+            covered = None
+            for b in group.parts:
+                valid = b.q_index >= 0  # [G, mq]
+                seen = b.mask.any(dim=-1)  # [G, mq]
+                bad = valid & ~seen
+                if covered is None:
+                    covered = torch.zeros(
+                        self.num_queries, dtype=torch.long, device=b.q_index.device
+                    )
+                covered.index_add_(0, b.q_index[valid], torch.ones_like(b.q_index[valid]))
+                if bad.any():
+                    query = int(b.q_index[bad][0])
+                    self._raise_empty(group.heads[0], query, int(bad.sum()))
             if not bool((covered == 1).all()):
                 query = int((covered != 1).nonzero()[0])
                 raise ValueError(
@@ -279,7 +301,7 @@ class HeadLayout:
 def _groups_device(groups) -> torch.device:
     for group in groups:
         if group.blocks is not None:
-            return group.blocks.mask.device
+            return group.parts[0].mask.device
     return torch.device("cpu")
 
 

@@ -31,6 +31,10 @@ import torch.nn.functional as F
 
 from ylg.attention.layouts import HeadLayout
 
+# Unmasked blocks of at most this many queries (global-token rows) run as explicit matmuls:
+# CPU SDPA's flash backward over 1 query x 4097 keys took ~9 ms, 10x the explicit products.
+FEW_QUERIES = 16
+
 
 @dataclass(frozen=True)
 class _Bucket:
@@ -44,6 +48,7 @@ class _Bucket:
     groups: int  # hG
     mq: int
     mk: int
+    all_keys: bool = False  # group i reads every key of head i, in order (no gather needed)
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,15 @@ def plan(layout: HeadLayout) -> _Plan:
     device = layout.device
     shapes: dict[tuple, list] = {}
     for group in layout.groups:
-        b = group.blocks
-        shape = ("full",) if b is None else tuple(b.mask.shape)
-        for head in group.heads:
-            shapes.setdefault(shape, []).append((head, b))
+        for b in group.parts or (None,):
+            shape = ("full",) if b is None else tuple(b.mask.shape)
+            for head in group.heads:
+                shapes.setdefault(shape, []).append((head, b))
     buckets, offset = [], 0
     position = torch.empty(layout.num_heads * nq, dtype=torch.long, device=device)
     for shape, members in shapes.items():
+        if shape != ("full",) and shape[2] == nk:
+            members.sort(key=lambda m: m[0])  # by head: see all_keys below
         if shape == ("full",):
             heads = torch.tensor([h for h, _ in members], device=device)
             q_gather = (heads[:, None] * nq + torch.arange(nq, device=device)).reshape(-1)
@@ -87,13 +94,19 @@ def plan(layout: HeadLayout) -> _Plan:
             mask = true_mask.clone()
             mask[..., 0] |= empty
             valid = (q_idx >= 0).reshape(-1)
+            dims = tuple(true_mask.shape)  # (hG, mq, mk)
+            if bool(true_mask.all()):  # e.g. global-token rows: unmasked (fused) SDPA
+                mask = true_mask = None
+            k_gather = torch.cat(k_idx).reshape(-1)
+            # Parts over all keys (global-token rows), one group per head in head order: read
+            # k and v as they are instead of gathering (and scattering back) a copy of them.
+            all_keys = (
+                dims[0] == layout.num_heads
+                and dims[2] == nk
+                and bool(torch.equal(k_gather, torch.arange(k_gather.numel(), device=device)))
+            )
             bucket = _Bucket(
-                q_idx.clamp(min=0).reshape(-1),
-                torch.cat(k_idx).reshape(-1),
-                mask,
-                true_mask,
-                valid,
-                *true_mask.shape,
+                q_idx.clamp(min=0).reshape(-1), k_gather, mask, true_mask, valid, *dims, all_keys
             )
         rows = bucket.q_gather[bucket.q_valid]
         position[rows] = offset + torch.nonzero(bucket.q_valid).squeeze(1)
@@ -128,15 +141,19 @@ def attention(
         dense = q.new_zeros(b, h * nq * nk)  # [B, h*Nq*Nk]
     for bk in p.buckets:
         qg = qf.index_select(1, bk.q_gather).view(b, bk.groups, bk.mq, d)  # [B, hG, mq, D]
-        kg = kf.index_select(1, bk.k_gather).view(b, bk.groups, bk.mk, d)  # [B, hG, mk, D]
-        vg = vf.index_select(1, bk.k_gather).view(b, bk.groups, bk.mk, dv)  # [B, hG, mk, Dv]
-        if return_attention:
+        if bk.all_keys:
+            kg, vg = k, v  # [B, h, Nk, D], [B, h, Nk, Dv]
+        else:
+            kg = kf.index_select(1, bk.k_gather).view(b, bk.groups, bk.mk, d)  # [B, hG, mk, D]
+            vg = vf.index_select(1, bk.k_gather).view(b, bk.groups, bk.mk, dv)  # [B, hG, mk, Dv]
+        if return_attention or (bk.mask is None and bk.mq <= FEW_QUERIES):
             logits = torch.matmul(qg, kg.transpose(-2, -1)) * scale  # [B, hG, mq, mk]
             if bk.mask is not None:
                 logits = logits.masked_fill(~bk.mask, float("-inf"))
             probs = torch.softmax(logits, dim=-1)
             o = torch.matmul(probs, vg)  # [B, hG, mq, Dv]
-            dense = _scatter_probs(dense, probs, bk, nq, nk)
+            if return_attention:
+                dense = _scatter_probs(dense, probs, bk, nq, nk)
         else:
             o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=bk.mask, scale=scale)
         outs.append(o.reshape(b, bk.groups * bk.mq, dv))
