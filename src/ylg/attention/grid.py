@@ -205,8 +205,9 @@ def _with_global_keys(blocks: patterns.BlockLayout, extra: int) -> patterns.Bloc
     by ``extra``), with the ``extra`` global keys in every group.
 
     The key count per group is padded with masked-out keys to a multiple of ``KEY_ALIGN``:
-    one global key turns 64 keys into 65, and CPU SDPA on 72 keys ran faster than on 65 (and
-    than on 64) at 64 x 64 (``benchmarks/README.md``, "Global tokens").
+    one global key turns 64 keys into 65; in one interleaved CPU run at 64 x 64 the padded 72
+    keys took 0.95x and the unpadded 65 keys 1.07x the time of 64 (``benchmarks/README.md``,
+    "General grid attention"; the run-to-run spread there is as large).
     """
     g, mq = blocks.q_index.shape
     mk = blocks.k_index.shape[1] + extra
