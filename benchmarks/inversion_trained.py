@@ -219,6 +219,41 @@ def summarise(per_target: dict, arms: list[str]) -> dict:
     return res
 
 
+def plot_contrasts(contrasts: dict, path: Path, title: str) -> Path:
+    """Forest plot: each paired contrast's mean and 95% interval, one panel per metric
+    (distances: left of 0 is better for the first arm; PSNR: right of 0 is)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(contrasts)
+    shown = (
+        ("inception_dist", "Δ Inception pool distance\n(primary; < 0: first arm better)"),
+        ("inception_mid", "Δ Mixed_5d distance\n(< 0: first arm better)"),
+        ("psnr", "Δ PSNR, dB (> 0: first arm better;\nthe pixel arm's own objective)"),
+    )
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 0.42 * len(names) + 1.4))
+    y = np.arange(len(names))[::-1]
+    for ax, (metric, label) in zip(axes, shown):
+        mean = np.array([contrasts[n][metric]["mean"] for n in names])
+        low = np.array([contrasts[n][metric]["ci95"][0] for n in names])
+        high = np.array([contrasts[n][metric]["ci95"][1] for n in names])
+        excludes = (low > 0) | (high < 0)
+        ax.axvline(0, color="0.6", lw=1)
+        ax.hlines(y, low, high, color=np.where(excludes, "#c53030", "#2b6cb0"), lw=2)
+        ax.plot(mean, y, "o", color="black", ms=4)
+        ax.set_yticks(y)
+        ax.set_yticklabels(names if ax is axes[0] else [])
+        ax.set_xlabel(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ylg", required=True, help="pretrained name or run dir of the YLG model")
@@ -238,6 +273,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--state", required=True, help="folder of finished chunks (resumable)")
     p.add_argument("--out", default="benchmarks/results/inversion-trained.json")
+    p.add_argument("--plot", default=None, help="forest plot of the contrasts (PNG)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -313,6 +349,11 @@ def main(argv=None) -> int:
     out["per_target"] = {a: {m_: v.tolist() for m_, v in d.items()} for a, d in per_target.items()}
     out["protocol"]["seconds_total_this_call"] = time.perf_counter() - t0
     atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
+    if args.plot:
+        title = (f"Inversion of {args.n} held-out OpenMoji targets, {len(args.seeds)} seeds x "
+                 f"{args.restarts} restarts x {args.steps} steps: paired contrasts, 95% CI "
+                 "(red: excludes 0)")  # fmt: skip
+        plot_contrasts(out["contrasts"], Path(args.plot), title)
     print("| arm | Inception pool dist. | Mixed_5d dist. | PSNR | SSIM |\n|---|---|---|---|---|")
     for a, e in out["arms"].items():
         print(f"| {a} | {e['inception_dist']:.3f} | {e['inception_mid']:.4f} | "
