@@ -38,8 +38,7 @@ Backends of :func:`grid_attention`:
   exact, not approximated: the global query rows are one more bucket (one unmasked block over
   all keys), and the global keys are appended to the key set of every block of the grid rows,
   so each block's softmax runs over exactly its queries' allowed keys (``mk`` grows by
-  ``extra_tokens``, padded with masked-out keys to a multiple of 8). One call, no slicing of
-  q and no concatenation of outputs.
+  ``extra_tokens``). One call, no slicing of q and no concatenation of outputs.
 - ``flex``: PyTorch FlexAttention with :func:`ylg.attention.flex_block_mask`'s block mask over
   reordered tokens (compiled on CUDA; on CPU eager and forward only, as PyTorch's FlexAttention
   has no CPU backward); ``return_attention`` is served by ``blocks``. Never chosen by ``auto``.
@@ -197,27 +196,18 @@ def _new_layout(pattern, grid, heads, key_grid, curve, radius, query_layout, str
     return out
 
 
-KEY_ALIGN = 8  # pad the keys of a block with global keys to a multiple of this (see below)
-
-
 def _with_global_keys(blocks: patterns.BlockLayout, extra: int) -> patterns.BlockLayout:
     """``blocks`` over all ``extra + Nq`` queries and ``extra + Nk`` keys (grid indices shifted
     by ``extra``), with the ``extra`` global keys in every group.
 
-    The key count per group is padded with masked-out keys to a multiple of ``KEY_ALIGN``:
-    one global key turns 64 keys into 65; in one interleaved CPU run at 64 x 64 the padded 72
-    keys took 0.95x and the unpadded 65 keys 1.07x the time of 64 (``benchmarks/README.md``,
-    "General grid attention"; the run-to-run spread there is as large).
+    (Padding each group's keys to a multiple of 8 was tried and dropped: in an interleaved A/B
+    at 64 x 64 it was 4-7% slower than the unpadded 65 / 128 keys.)
     """
     g, mq = blocks.q_index.shape
-    mk = blocks.k_index.shape[1] + extra
-    pad = -mk % KEY_ALIGN
     front = torch.arange(extra).expand(g, extra)  # [G, E]
-    grid_keys = torch.where(blocks.k_index >= 0, blocks.k_index + extra, -1)
-    k_index = torch.cat([front, grid_keys, torch.zeros(g, pad, dtype=torch.long)], 1)
+    k_index = torch.cat([front, torch.where(blocks.k_index >= 0, blocks.k_index + extra, -1)], 1)
     valid = (blocks.q_index >= 0)[:, :, None].expand(g, mq, extra)  # [G, mq, E]
-    none = torch.zeros(g, mq, pad, dtype=torch.bool)
-    mask = torch.cat([valid, blocks.mask, none], dim=-1)  # [G, mq, E + mk + pad]
+    mask = torch.cat([valid, blocks.mask], dim=-1)  # [G, mq, E + mk]
     q_index = torch.where(blocks.q_index >= 0, blocks.q_index + extra, -1)
     return patterns.BlockLayout(
         q_index, k_index, mask, blocks.num_queries + extra, blocks.num_keys + extra
