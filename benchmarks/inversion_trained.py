@@ -254,6 +254,23 @@ def plot_contrasts(contrasts: dict, path: Path, title: str) -> Path:
     return path
 
 
+def reconstructions_figure(state: Path, arms, x_u8, seed, chunk, steps, restarts, path):
+    """Targets (first row) and each arm's reconstructions of one chunk of targets (one seed),
+    from the ``.npy`` files of ``--state``; enlarged 3x (nearest) so 32 px glyphs are seen."""
+    from ylg.viz.grids import make_grid, save_image
+
+    rows, labels = [x_u8[:chunk]], ["target"]
+    for arm in arms:
+        f = state / f"seed{seed}-{arm}-chunk0-of{chunk}-{steps}x{restarts}.npy"
+        if f.is_file():
+            rows.append(torch.from_numpy(np.load(f)))
+            labels.append(arm)
+    grid = torch.cat(rows)  # [rows * chunk, 3, R, R] uint8
+    big = F.interpolate(grid.float(), scale_factor=3, mode="nearest").round().to(torch.uint8)
+    save_image(make_grid(big, nrow=len(rows[0]), row_labels=labels), path)
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ylg", required=True, help="pretrained name or run dir of the YLG model")
@@ -274,6 +291,7 @@ def main(argv=None) -> int:
     p.add_argument("--state", required=True, help="folder of finished chunks (resumable)")
     p.add_argument("--out", default="benchmarks/results/inversion-trained.json")
     p.add_argument("--plot", default=None, help="forest plot of the contrasts (PNG)")
+    p.add_argument("--figure", default=None, help="targets and reconstructions, seed 0 (PNG)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -354,6 +372,11 @@ def main(argv=None) -> int:
                  f"{args.restarts} restarts x {args.steps} steps: paired contrasts, 95% CI "
                  "(red: excludes 0)")  # fmt: skip
         plot_contrasts(out["contrasts"], Path(args.plot), title)
+    if args.figure:
+        reconstructions_figure(
+            state, arms, x_u8, args.seeds[0], args.chunk, args.steps, args.restarts,
+            Path(args.figure),
+        )  # fmt: skip
     print("| arm | Inception pool dist. | Mixed_5d dist. | PSNR | SSIM |\n|---|---|---|---|---|")
     for a, e in out["arms"].items():
         print(f"| {a} | {e['inception_dist']:.3f} | {e['inception_mid']:.4f} | "
