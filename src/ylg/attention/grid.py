@@ -1,7 +1,9 @@
 """YLG attention on any token grid: ``grid_mask`` and ``grid_attention``.
 
-The general API behind :class:`ylg.attention.YLGSelfAttention` (and any model whose tokens lie
-on a 2-D grid: ViT patches, DiT latents, an MMDiT's image tokens with its text tokens in front).
+The functional core behind :class:`ylg.attention.YLGSelfAttention`,
+:class:`ylg.attention.YLGAttention2d` and the diffusers processor (and any model whose tokens
+lie on a 2-D grid: ViT patches, DiT latents, an MMDiT's image tokens with its text tokens in
+front).
 
 Tokens: the first ``extra_tokens`` positions are **global tokens** (a class token, registers,
 text tokens); the rest are the grid's cells in raster order. So ``Nq = extra_tokens + H * W``
@@ -25,6 +27,9 @@ Patterns and the head-assignment rule (head ``i`` of ``heads``):
 - ``neighborhood``: every head sees the ``(2r+1) x (2r+1)`` window of key cells centred on the
   key cell under its query (``r = radius``), clipped at the borders (the NATTEN-style
   baseline; NATTEN shifts border windows instead of clipping them).
+
+``pattern`` may also be an explicit per-head list in ``YLGAttention2d``'s layout syntax
+(:mod:`ylg.attention.grid_config`); ``YLGAttention2d`` passes its heads that way.
 
 The 1-D patterns are placed on the grid by ``curve`` (``esa``, ``raster``, ``hilbert``) with
 stride ``stride`` (default ``isqrt(h * w)``): see ``ylg.patterns.grid_masks``.
