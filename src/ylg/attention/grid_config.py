@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ylg import patterns
-from ylg.attention.layouts import FULL, HeadSpec, expand_specs
+from ylg.attention.layouts import FULL, HeadSpec, expand_specs, head_specs
 
 GRID_PATTERNS = ("ylg", "strided", "rtl", "ltr", "dense", "neighborhood")
 GRID_BACKENDS = ("auto", "reference", "blocks", "flex")
@@ -78,13 +78,7 @@ def grid_head_specs(pattern: Pattern, heads: int) -> tuple[HeadSpec, ...]:
     check_options(pattern, "esa")
     heads = check_int("heads", heads, 1)
     if not isinstance(pattern, str):
-        specs = expand_specs(pattern)
-        if len(specs) != heads:
-            raise ValueError(
-                f"pattern={list(pattern)!r} gives {len(specs)} heads (a pattern name counts 2), "
-                f"got heads={heads}"
-            )
-        return specs
+        return head_specs(list(pattern), heads)  # expanded, with the head count checked
     if pattern == "dense":
         return (FULL,) * heads
     if pattern == NEIGHBORHOOD:
