@@ -40,6 +40,8 @@ def _measure(
     channels_last=False,
     compile_=False,
     num_classes=10,
+    precisions=("auto",),
+    batch_sizes=None,
 ) -> None:
     import torch
 
@@ -49,6 +51,7 @@ def _measure(
     from ylg.models.loading import build_models
     from ylg.training.config import resolve
     from ylg.training.loss import HingeLoss
+    from ylg.training.precision import autocast_factory, resolve_precision
 
     cfg = resolve(preset, {**(overrides or {}), "attention": variant})
     b = batch or cfg.batch_size
@@ -59,26 +62,22 @@ def _measure(
         for net in (G, D):
             if net.attention is not None:
                 net.attention.backend = backend
-    autocast = None
-    if dev.type == "cuda" and cfg.amp:
-        import functools
-
-        autocast = functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
+    resolved = [resolve_precision(p, dev) for p in precisions]
+    autocasts = {p: autocast_factory(p, dev) for p in resolved}
     mf = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
         G, D = G.to(memory_format=mf), D.to(memory_format=mf)
     if compile_:
-        G_train, D_train = torch.compile(G), torch.compile(D)
-        loss_fn = HingeLoss(G_train, D_train, G_train=G_train, D_train=D_train, autocast=autocast)
-    else:
-        loss_fn = HingeLoss(G, D, autocast=autocast)
+        G, D = torch.compile(G), torch.compile(D)
+    losses = {p: HingeLoss(G, D, autocast=a) for p, a in autocasts.items()}
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
     real = torch.rand(b, 3, cfg.resolution, cfg.resolution, device=dev) * 2 - 1
     real = real.contiguous(memory_format=mf)
     y = torch.randint(num_classes, (b,), device=dev)
 
-    def step():
+    def step(precision):
+        loss_fn = losses[precision]
         for p in D.parameters():
             p.requires_grad_(True)
         opt_D.zero_grad(set_to_none=True)
@@ -98,17 +97,21 @@ def _measure(
 
     t0 = time.perf_counter()
     for _ in range(2):  # warm-up: mask building, allocator, cudnn autotuning, compilation
-        step()
+        for p in resolved:
+            step(p)
     sync()
     warmup = time.perf_counter() - t0
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    # Precisions interleaved step by step in this one process: their ratio is not moved by
+    # what else the machine does between them.
+    times = {p: [] for p in resolved}
     for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t)
+        for p in resolved:
+            t = time.perf_counter()
+            step(p)
+            sync()
+            times[p].append(time.perf_counter() - t)
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -149,14 +152,20 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads in the child")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    ap.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["auto"],
+        help="fp32 / bf16 / auto; several are timed interleaved, step by step, in one process",
+    )
     ap.add_argument("--tag", default="", help="label for this configuration in the output")
     ap.add_argument("--json", default=None, help="append one JSON line per row to this file")
     args = ap.parse_args(argv)
     import json
-    import platform
 
     import torch
 
+    from ylg.runtime.machine import machine_record
     from ylg.training.config import parse_assignments
 
     overrides = parse_assignments(args.set)
@@ -171,10 +180,11 @@ def main(argv=None) -> int:
         f"attention backend {args.backend or 'auto'}"
     )
     print(
-        "| preset | variant | batch | threads | options | steps/s (median) | img/s | warm-up s "
-        "| peak memory (MiB) | vs sagan |"
+        "| preset | variant | precision | batch | threads | options | steps/s (median) | img/s "
+        "| warm-up s | peak memory (MiB) | vs sagan | vs first precision |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    machine = machine_record(run_id_note="ratios only within one run_id")
     opts = (
         " ".join(
             [*args.set]
@@ -186,7 +196,7 @@ def main(argv=None) -> int:
     for preset in presets:
         base = None
         for variant in args.variants:
-            b, times, peak, warmup, nthreads = measure(
+            b, times_by, peak, warmup, nthreads = measure(
                 preset,
                 variant,
                 args.device,
@@ -198,39 +208,46 @@ def main(argv=None) -> int:
                 channels_last=args.channels_last,
                 compile_=args.compile,
                 num_classes=args.num_classes,
+                precisions=tuple(args.precisions),
             )
-            rate = 1.0 / statistics.median(times)
-            base = rate if variant == "sagan" else base
-            ratio = f"{rate / base:.2f}x" if base and variant != "sagan" else ""
-            print(
-                f"| {preset} | {variant} | {b} | {nthreads} | {opts} | {rate:.3f} | "
-                f"{rate * b:.1f} | {warmup:.1f} | {peak:.0f} | {ratio} |"
-            )
-            sys.stdout.flush()
-            if args.json:
-                row = {
-                    "tag": args.tag,
-                    "command": " ".join(sys.argv),
-                    "preset": preset,
-                    "variant": variant,
-                    "batch": b,
-                    "threads": nthreads,
-                    "overrides": args.set,
-                    "channels_last": args.channels_last,
-                    "compile": args.compile,
-                    "num_classes": args.num_classes,
-                    "steps_timed": len(times),
-                    "median_s": statistics.median(times),
-                    "steps_per_s": rate,
-                    "images_per_s": rate * b,
-                    "warmup_s": warmup,
-                    "times_s": times,
-                    "peak_mib": peak,
-                    "torch": torch.__version__,
-                    "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
-                }
-                with open(args.json, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            first = None
+            for precision, times in times_by.items():
+                rate = 1.0 / statistics.median(times)
+                first = rate if first is None else first
+                if variant == "sagan" and precision == next(iter(times_by)):
+                    base = rate
+                ratio = f"{rate / base:.2f}x" if base and variant != "sagan" else ""
+                print(
+                    f"| {preset} | {variant} | {precision} | {b} | {nthreads} | {opts} | "
+                    f"{rate:.3f} | {rate * b:.1f} | {warmup:.1f} | {peak:.0f} | {ratio} | "
+                    f"{rate / first:.2f}x |"
+                )
+                sys.stdout.flush()
+                if args.json:
+                    row = {
+                        "tag": args.tag,
+                        "command": " ".join(sys.argv),
+                        "preset": preset,
+                        "variant": variant,
+                        "precision": precision,
+                        "batch": b,
+                        "threads": nthreads,
+                        "overrides": args.set,
+                        "channels_last": args.channels_last,
+                        "compile": args.compile,
+                        "num_classes": args.num_classes,
+                        "steps_timed": len(times),
+                        "median_s": statistics.median(times),
+                        "steps_per_s": rate,
+                        "images_per_s": rate * b,
+                        "speedup_vs_first_precision": rate / first,
+                        "warmup_s": warmup,
+                        "times_s": times,
+                        "peak_mib": peak,
+                        "machine": machine,
+                    }
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps(row) + "\n")
     return 0
 
 

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from ylg.attention.backends import BACKENDS
 from ylg.attention.functional import masked_attention
@@ -27,6 +26,7 @@ from ylg.attention.grid import (
 )
 from ylg.attention.layouts import PATTERN_NAMES, HeadLayout, head_specs
 from ylg.patterns import CURVES, QUERY_LAYOUTS
+from ylg.runtime.spectral_norm import spectral_norm
 
 
 def _sn_conv1x1(cin: int, cout: int) -> nn.Module:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from ylg.runtime.spectral_norm import spectral_norm
 
 __all__ = [
     "BN_EPS",

@@ -57,6 +57,16 @@ class TrainConfig:
     beta1: float = field(default=0.0, metadata={"help": "Adam beta1 (both networks)"})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2 (both networks)"})
     d_steps: int = field(default=1, metadata={"help": "discriminator steps per generator step"})
+    augment: str = field(
+        default="",
+        metadata={
+            "help": "DiffAugment policy for every image D sees: comma-separated of color, "
+            "translation, cutout (e.g. translation,cutout); empty = none"
+        },
+    )
+    lecam: float = field(
+        default=0.0, metadata={"help": "LeCam regularisation weight of D (e.g. 0.3); 0 = off"}
+    )
     ema: bool = field(default=True, metadata={"help": "keep an EMA of the generator weights"})
     ema_decay: float = field(default=0.999, metadata={"help": "EMA decay per step"})
     ema_start: int = field(
@@ -88,7 +98,13 @@ class TrainConfig:
         },
     )
     # -- performance --
-    amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA (ignored on CPU)"})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "fp32, bf16 (autocast; losses, optimizer state, EMA and spectral norm stay "
+            "fp32) or auto: bf16 on CUDA and on CPUs with native bf16 (AMX / AVX512-BF16)"
+        },
+    )
     compile: bool = field(default=False, metadata={"help": "torch.compile G and D"})
     sync_bn: bool = field(
         default=False,
@@ -122,6 +138,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{name}={value} must be >= 1")
+        if self.lecam < 0:
+            raise ValueError(f"lecam={self.lecam} must be >= 0")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"precision={self.precision!r} is not one of fp32, bf16, auto")
+        from ylg.training.augment import parse_policy
+
+        parse_policy(self.augment)
         if self.batch_size % self.accumulate:
             raise ValueError(
                 f"batch_size={self.batch_size} is not divisible by accumulate={self.accumulate}"
@@ -149,7 +172,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. a saved config.json); unknown keys are an error."""
+        """Build from a dict (e.g. a saved config.json); unknown keys are an error. The old
+        ``amp`` flag (before ``precision``) reads as ``precision`` auto (true) or fp32."""
+        values = dict(values)
+        if "amp" in values:
+            amp = values.pop("amp")
+            values.setdefault("precision", "auto" if amp else "fp32")
         unknown = sorted(set(values) - set(field_types()))
         if unknown:
             raise ValueError(

@@ -29,11 +29,12 @@ from tqdm.auto import tqdm
 
 from ylg.runtime.checkpoint import LATEST
 from ylg.training import distributed as dist
+from ylg.training.augment import AugmentDraw
 from ylg.training.checkpointing import keep_best, save_checkpoint
 from ylg.training.config import TrainConfig
 from ylg.training.evaluation import Evaluator
 from ylg.training.resume import ARCHITECTURE_FIELDS, open_checkpoint, restore
-from ylg.training.sampler import chunk, latents
+from ylg.training.sampler import chunk, latents, stream
 from ylg.training.snapshots import FIXED, FixedLatents, fixed_latents, write_snapshot
 from ylg.training.state import (
     Run,
@@ -64,6 +65,7 @@ __all__ = [
 ]
 
 G_PHASE = 1_000_000  # latent-stream id of the G phase (D steps use 0 .. d_steps-1)
+AUGMENT_SALT = 104_729  # augmentation draws: stream(seed, step, phase, AUGMENT_SALT)
 
 Accumulate = Callable[[dict, float], None]  # add(stats, weight): into the step's stats
 
@@ -131,6 +133,24 @@ def _accumulation_round(run: Run, module: torch.nn.Module, a: int):
         yield
 
 
+def _augment_draws(run: Run, step: int, phase: int, groups: int) -> list | None:
+    """This process's augmentation draw for each accumulation round of a phase, cut from the
+    draw of the whole global batch (``groups`` images per batch element: 2 in the D phase,
+    reals then fakes; 1 in the G phase); None when not augmenting."""
+    augment, config = run.nets.loss.augment, run.config
+    if augment is None:
+        return None
+    B, ctx = config.batch_size, run.ctx
+    whole = augment.draw(groups * B, stream(config.seed, step, phase, AUGMENT_SALT))
+    m = B // ctx.parts
+    out = []
+    for a in range(config.accumulate):
+        part = a * ctx.world + ctx.rank
+        pieces = [whole.slice(g * B + part * m, g * B + (part + 1) * m) for g in range(groups)]
+        out.append(pieces[0] if groups == 1 else AugmentDraw.cat(*pieces))
+    return out
+
+
 def d_step(run: Run, step: int, add: Accumulate) -> None:
     """Discriminator phase(s): ``d_steps`` updates of D, each on a fresh global batch."""
     config, nets = run.config, run.nets
@@ -141,11 +161,13 @@ def d_step(run: Run, step: int, add: Accumulate) -> None:
         z_all, y_all = latents(
             config.seed, step, k, config.batch_size, config.z_dim, run.data.num_classes
         )
+        draws = _augment_draws(run, step, k, 2)
         for a in range(config.accumulate):
             real, real_y = run.data.next_real()
             z, fy = _micro_batch(run, z_all, y_all, a)
+            draw = None if draws is None else draws[a]
             with _accumulation_round(run, nets.D_train, a):
-                loss, stats = nets.loss.d_phase(real, real_y, z, fy)
+                loss, stats = nets.loss.d_phase(real, real_y, z, fy, draw)
                 (loss / config.accumulate).backward()
             add(stats, 1.0 / (config.accumulate * config.d_steps))
         nets.opt_D.step()
@@ -160,10 +182,11 @@ def g_step(run: Run, step: int, add: Accumulate) -> None:
     z_all, y_all = latents(
         config.seed, step, G_PHASE, config.batch_size, config.z_dim, run.data.num_classes
     )
+    draws = _augment_draws(run, step, G_PHASE, 1)
     for a in range(config.accumulate):
         z, fy = _micro_batch(run, z_all, y_all, a)
         with _accumulation_round(run, nets.G_train, a):
-            loss, stats = nets.loss.g_phase(z, fy)
+            loss, stats = nets.loss.g_phase(z, fy, None if draws is None else draws[a])
             (loss / config.accumulate).backward()
         add(stats, 1.0 / config.accumulate)
     nets.opt_G.step()
@@ -349,6 +372,8 @@ def train(
                 writer.scalars(step, current)
                 writer.close()
                 raise error
+            if run.nets.lecam:
+                run.nets.lecam.update(current["d_real"], current["d_fake"])
             out.tick.add(current)
             bar.update(1)
             last_ckpt = maintenance(run, step, stop_now, out, last_ckpt)

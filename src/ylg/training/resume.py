@@ -169,6 +169,8 @@ def restore(nets: Networks, ckpt: dict, extra: dict, *, stats_path: Path | None)
     if nets.ema is not None and ckpt.get("G_ema") is not None:
         nets.ema.module.load_state_dict(ckpt["G_ema"])
         nets.ema.n_averaged.fill_(int(ckpt.get("ema_n_averaged", 1)))
+    if "lecam" in ckpt:
+        nets.lecam.load_state_dict(ckpt["lecam"])
     set_rng_state(ckpt["rng"])
     extra.update(ckpt.get("extra", {}))
     if stats_path is not None:

@@ -94,6 +94,11 @@ class GlobalBatchSampler(torch.utils.data.Sampler[list[int]]):
             i += 1
 
 
+def stream(seed: int, step: int, phase: int, salt: int) -> torch.Generator:
+    """A CPU generator that is a pure function of ``(seed, step, phase, salt)``."""
+    return torch.Generator().manual_seed(_seed(seed, step, phase, salt))
+
+
 def latents(
     seed: int,
     step: int,
@@ -104,7 +109,7 @@ def latents(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Global-batch latents ``z [B, z_dim]`` ~ N(0, I) and labels ``[B]`` uniform over classes
     (None when unconditional), a pure function of ``(seed, step, phase)``; on the CPU."""
-    g = torch.Generator().manual_seed(_seed(seed, step, phase, 7919))
+    g = stream(seed, step, phase, 7919)
     z = torch.randn(batch_size, z_dim, generator=g)
     y = torch.randint(num_classes, (batch_size,), generator=g) if num_classes > 0 else None
     return z, y

@@ -11,7 +11,6 @@ loader, a resumed run's RNG state after the networks).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import signal
 from collections.abc import Callable
@@ -27,8 +26,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ylg.data import class_names_of, make_dataset
 from ylg.models.loading import build_models
 from ylg.training import distributed as dist
+from ylg.training.augment import Augment
 from ylg.training.config import TrainConfig
+from ylg.training.lecam import LeCam
 from ylg.training.loss import HingeLoss
+from ylg.training.precision import autocast_factory, resolve_precision
 from ylg.training.sampler import GlobalBatchSampler
 
 
@@ -41,6 +43,7 @@ class Context:
     world: int
     parts: int  # micro-batches per global batch: world * accumulate
     created_group: bool  # this run started the process group (and shuts it down)
+    precision: str = "fp32"  # resolved: fp32 or bf16
     autocast: Callable | None = None
 
     @property
@@ -76,6 +79,7 @@ class Networks:
     D_train: nn.Module | None = None
     loss: HingeLoss | None = None
     spectral_norms: list[nn.Module] = field(default_factory=list)
+    lecam: LeCam = field(default_factory=lambda: LeCam(0.0))  # its anchors are saved
 
     @property
     def G_sample(self) -> nn.Module:
@@ -120,9 +124,9 @@ def setup_device(config: TrainConfig) -> Context:
             f"batch_size={config.batch_size} is not divisible by world_size * accumulate = "
             f"{world} * {config.accumulate}"
         )
-    ctx = Context(device, rank, world, parts, created_group)
-    if ctx.cuda and config.amp:
-        ctx.autocast = functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
+    precision = resolve_precision(config.precision, device)
+    ctx = Context(device, rank, world, parts, created_group, precision)
+    ctx.autocast = autocast_factory(precision, device)
     if ctx.cuda:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -208,7 +212,7 @@ def build_networks(config: TrainConfig, num_classes: int, ctx: Context) -> Netwo
     betas = (config.beta1, config.beta2)
     opt_G = torch.optim.Adam(G.parameters(), lr=config.g_lr, betas=betas)
     opt_D = torch.optim.Adam(D.parameters(), lr=config.d_lr, betas=betas)
-    return Networks(G, D, ema, opt_G, opt_D)
+    return Networks(G, D, ema, opt_G, opt_D, lecam=LeCam(config.lecam))
 
 
 def _spectral_norms(*modules: nn.Module) -> list[nn.Module]:
@@ -223,7 +227,13 @@ def prepare_networks(nets: Networks, config: TrainConfig, ctx: Context) -> None:
         nets.G_train, nets.D_train = torch.compile(nets.G_train), torch.compile(nets.D_train)
         G_fwd, D_fwd = torch.compile(nets.G), torch.compile(nets.D)
     nets.loss = HingeLoss(
-        G_fwd, D_fwd, G_train=nets.G_train, D_train=nets.D_train, autocast=ctx.autocast
+        G_fwd,
+        D_fwd,
+        G_train=nets.G_train,
+        D_train=nets.D_train,
+        autocast=ctx.autocast,
+        augment=Augment(config.augment, config.resolution),
+        lecam=nets.lecam,
     )
     nets.spectral_norms = _spectral_norms(nets.G, nets.D)
     nets.G.train()
