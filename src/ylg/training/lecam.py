@@ -6,9 +6,9 @@ where ``a_real`` and ``a_fake`` are exponential moving averages (decay 0.99) of 
 output on real and on fake images. For the first ``start`` = 1000 steps the averages just
 track the current means (decay 0), so the early, large outputs of an untrained D are not
 pulled towards anchors at 0 (ylg's choice; not checked against the authors' code). Added to
-D's loss with a weight (``lecam``, e.g. 0.3), it keeps D's predictions close to the anchors, which bounds how far D can separate the few real
-images it has seen from the fakes. The published results help most together with
-DiffAugment on 10% of CIFAR.
+D's loss with a weight (``lecam``, e.g. 0.3), it keeps D's predictions close to the
+anchors, which bounds how far D can separate the few real images it has seen from the
+fakes. The published results help most together with DiffAugment on 10% of CIFAR.
 
 The averages are updated once per step from the step's mean D outputs averaged over all
 processes and accumulation rounds (the values of ``stats.jsonl``'s ``d_real`` / ``d_fake``),
