@@ -65,7 +65,7 @@ def test_spectral_norm_is_pytorchs_outside_autocast_and_fp32_inside(kind):
         assert torch.equal(ours.weight, theirs.weight)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         w = ours.weight
-        theirs.weight  # the same power iteration on both
+        _ = theirs.weight  # the same power iteration on both
     assert w.dtype == torch.float32
     ours.eval()
     theirs.eval()
