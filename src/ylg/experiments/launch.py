@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ylg.experiments.reference import reference_size
 from ylg.experiments.spec import AblationResult, Plan, Run
+from ylg.runtime.checkpoint import load_checkpoint
 from ylg.training import loop
 from ylg.training.config import TrainConfig, resolve
 
@@ -27,8 +26,7 @@ def checkpoint_step(run_dir: str | os.PathLike) -> int | None:
     path = Path(run_dir) / "latest.pt"
     if not path.is_file():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    return int(ckpt["step"])
+    return int(load_checkpoint(path, mmap=True)["step"])
 
 
 def _option_args(config: TrainConfig, preset: str) -> list[str]:

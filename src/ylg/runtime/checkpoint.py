@@ -4,10 +4,17 @@ A run directory holds ``latest.pt`` (the newest checkpoint), optionally ``ckpt-<
 (``keep_checkpoints``) and ``best.pt`` (lowest FID, when evaluating). A checkpoint is a plain
 dict of state_dicts and config::
 
-    {"format": "ylg-train-1", "step": int, "config": dict, "num_classes": int,
-     "class_names": list[str] or None (absent in older checkpoints),
-     "G": ..., "D": ..., "G_ema": ... or None, "opt_G": ..., "opt_D": ...,
+    {"format": "ylg-train-2", "step": int, "config": dict, "num_classes": int,
+     "class_names": list[str] or None, "world_size": int, "precision": "fp32" | "bf16",
+     "G": ..., "D": ..., "G_ema": ... or None, "ema_n_averaged": int,
+     "opt_G": ..., "opt_D": ..., "lecam": {...},
      "rng": {"torch", "numpy", "python", "cuda"}, "extra": {...}}
+
+**A checkpoint is data, never code.** Every field is a tensor or a plain type, and files are
+read with ``torch.load(weights_only=True)``, whose unpickler refuses anything else: opening a
+checkpoint someone sent cannot run code. ``ylg-train-1`` files (ylg before 2026-12, which
+stored numpy RNG objects) need pickle; they are refused with a message that says how to
+convert a file you trust, once, with :func:`upgrade_checkpoint` (``ylg upgrade-checkpoint``).
 
 Writing it is the trainer's job (``ylg.training.loop``, through
 :func:`ylg.runtime.files.atomic_torch_save`); rebuilding the models from it for inference is
@@ -17,13 +24,32 @@ Writing it is the trainer's job (``ylg.training.loop``, through
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 
-__all__ = ["BEST", "FORMAT", "LATEST", "find_checkpoint", "load_checkpoint"]
+from ylg.runtime.files import atomic_torch_save
 
-FORMAT = "ylg-train-1"
+__all__ = [
+    "BEST",
+    "FORMAT",
+    "LATEST",
+    "UnsafeCheckpointError",
+    "find_checkpoint",
+    "load_checkpoint",
+    "upgrade_checkpoint",
+]
+
+FORMAT = "ylg-train-2"
+LEGACY_FORMAT = "ylg-train-1"
+
+
+class UnsafeCheckpointError(ValueError):
+    """The file needs pickle (it may run code when loaded) and was not loaded."""
+
+
 LATEST = "latest.pt"
 BEST = "best.pt"
 
@@ -53,9 +79,64 @@ def load_checkpoint(
     config or the step is wanted)."""
     file = find_checkpoint(path)
     try:
-        ckpt = torch.load(file, map_location=map_location, weights_only=False, mmap=mmap)
+        ckpt = torch.load(file, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:  # weights_only refused an object: never unpickled
+        raise UnsafeCheckpointError(
+            f"{file} holds pickled objects that could run code, so it was not loaded "
+            f"({_first_line(err)}). A checkpoint of ylg before 2026-12 (format "
+            f"{LEGACY_FORMAT!r}) is like that: if you trust the file, convert it once with "
+            f"`ylg upgrade-checkpoint {file}`"
+        ) from None
     except Exception as err:  # truncated / not a torch file
-        raise ValueError(f"{file} is not a readable ylg checkpoint ({err})") from None
+        raise ValueError(f"{file} is not a readable ylg checkpoint ({_first_line(err)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{file} is not a ylg training checkpoint (format {FORMAT!r})")
     return ckpt
+
+
+def _first_line(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    reason = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), None)
+    return reason or (lines[0] if lines else type(err).__name__)
+
+
+def upgrade_checkpoint(
+    path: str | os.PathLike, out: str | os.PathLike | None = None, *, trust: bool = False
+) -> Path:
+    """Rewrite a ``ylg-train-1`` checkpoint (numpy RNG objects, needs pickle) as
+    ``ylg-train-2`` (tensors and plain types), in place or to ``out``.
+
+    This **unpickles the file**, which runs any code it holds: only for files you made or
+    trust, hence ``trust=True`` is required. The converted file loads safely afterwards."""
+    if not trust:
+        raise UnsafeCheckpointError(
+            f"upgrading {path} unpickles it, which can run code: pass trust=True "
+            "(ylg upgrade-checkpoint --trust) only for a file you made or trust"
+        )
+    file = find_checkpoint(path)
+    ckpt = torch.load(file, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (LEGACY_FORMAT, FORMAT):
+        raise ValueError(f"{file} is not a ylg training checkpoint")
+    rng = ckpt.get("rng", {})
+    if isinstance(rng.get("numpy"), tuple):
+        kind, keys, pos, has_gauss, cached = rng["numpy"]
+        rng["numpy"] = {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        }
+    if isinstance(rng.get("python"), tuple):
+        version, mt, gauss_next = rng["python"]
+        rng["python"] = {
+            "version": int(version),
+            "state": torch.tensor(mt, dtype=torch.int64),
+            "gauss_next": None if gauss_next is None else float(gauss_next),
+        }
+    ckpt["format"] = FORMAT
+    ckpt.setdefault("precision", "fp32")
+    target = Path(out) if out is not None else file
+    atomic_torch_save(ckpt, target)
+    torch.load(target, map_location="cpu", weights_only=True)  # it is safe now
+    return target
