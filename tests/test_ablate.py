@@ -24,7 +24,7 @@ from ylg.experiments import ablate, commands, plan
 from ylg.experiments.curves import mean_curve
 from ylg.experiments.table import summarize
 from ylg.models.loading import load_for_inference
-from ylg.runtime.checkpoint import load_checkpoint
+from ylg.runtime.checkpoint import FORMAT, load_checkpoint
 from ylg.training.stats import read_stats
 
 loop_module = importlib.import_module("ylg.training.loop")
@@ -297,7 +297,7 @@ def test_print_commands_give_the_same_run_configs(tmp_path, capsys):
     # a run with a checkpoint is continued (`ylg train --resume` refuses a folder without one)
     started = the_plan.runs[0]
     started.run_dir.mkdir(parents=True)
-    torch.save({"step": 7}, started.run_dir / "latest.pt")
+    torch.save({"format": FORMAT, "step": 7}, started.run_dir / "latest.pt")
     words = shlex.split(commands(the_plan, nproc_per_node=8)[1])
     assert build_parser().parse_args(words[5:]).resume is True
     # the spec is saved, so that --table-only can report what exists (nothing yet)

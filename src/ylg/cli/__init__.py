@@ -23,8 +23,11 @@ import pkgutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from ylg.runtime.run_lock import RunFolderBusyError
+
 USER_ERRORS = (
     ValueError,
+    RunFolderBusyError,
     FileNotFoundError,
     FileExistsError,
     NotADirectoryError,

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ylg.runtime.checkpoint import LATEST
+from ylg.runtime.run_lock import RunLock
 from ylg.training import distributed as dist
 from ylg.training.augment import AugmentDraw
 from ylg.training.checkpointing import keep_best, save_checkpoint
@@ -47,7 +48,7 @@ from ylg.training.state import (
     setup_device,
     to_device,
 )
-from ylg.training.stats import StatsWriter, peak_memory_mb, reset_peak_memory
+from ylg.training.stats import StatsWriter, clear_logs, peak_memory_mb, reset_peak_memory
 
 __all__ = [
     "ARCHITECTURE_FIELDS",
@@ -92,23 +93,30 @@ def setup(
 ) -> tuple[Run, int, Path | None]:
     """Device, checkpoint to resume, data, networks: ``(run, start step, checkpoint path)``."""
     ctx = setup_device(config)
-    if ctx.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    dist.barrier()
-    ckpt, existing = open_checkpoint(
-        config, run_dir, resume=resume, resume_from=resume_from, main=ctx.main
-    )
-    start_step = int(ckpt["step"]) if ckpt else 0
-    if ctx.main:
-        config.save(run_dir / "config.json")
-    data = open_data(config, ctx, run_dir, start_step=start_step, checkpoint=ckpt, dataset=dataset)
-    nets = build_networks(config, data.num_classes, ctx)
-    extra = {"time": 0.0, "best_fid": None}
-    if ckpt is not None:
-        restore(nets, ckpt, extra, stats_path=run_dir / "stats.jsonl" if ctx.main else None)
-    del ckpt
-    prepare_networks(nets, config, ctx)
-    return Run(config, run_dir, ctx, data, nets, extra), start_step, existing
+    lock = RunLock(run_dir, enabled=ctx.main).acquire()  # rank 0 owns the folder
+    try:
+        dist.barrier()
+        ckpt, existing = open_checkpoint(
+            config, run_dir, resume=resume, resume_from=resume_from, main=ctx.main
+        )
+        start_step = int(ckpt["step"]) if ckpt else 0
+        if ctx.main:
+            if ckpt is None:  # a fresh start owns its folder's logs (a crashed try's go)
+                clear_logs(run_dir)
+            config.save(run_dir / "config.json")
+        data = open_data(
+            config, ctx, run_dir, start_step=start_step, checkpoint=ckpt, dataset=dataset
+        )
+        nets = build_networks(config, data.num_classes, ctx)
+        extra = {"time": 0.0, "best_fid": None}
+        if ckpt is not None:
+            restore(nets, ckpt, extra, stats_path=run_dir / "stats.jsonl" if ctx.main else None)
+        del ckpt
+        prepare_networks(nets, config, ctx)
+    except BaseException:
+        lock.release()
+        raise
+    return Run(config, run_dir, ctx, data, nets, extra, lock=lock), start_step, existing
 
 
 # ----------------------------------------------------------------------------------------
@@ -344,6 +352,15 @@ def train(
     run, step, last_ckpt = setup(
         config, run_dir, resume=resume, resume_from=resume_from, dataset=dataset
     )
+    try:
+        return _run(run, step, last_ckpt, progress)
+    finally:
+        run.lock.release()
+
+
+def _run(run: Run, step: int, last_ckpt: Path | None, progress: bool) -> TrainResult:
+    """The steps of :func:`train` from ``step`` on, then the finish."""
+    config, run_dir = run.config, run.run_dir
     start_step, main, stopped = step, run.ctx.main, "finished"
     fixed = fixed_latents(config.seed, config.resolution, config.z_dim, run.data.num_classes)
     writer = StatsWriter(run_dir, enabled=main)
@@ -385,7 +402,7 @@ def train(
     bar.close()
     writer.close()
     if step == start_step and main and not (run_dir / LATEST).exists():
-        last_ckpt = save_checkpoint(run, step)  # zero-step run: still leave a loadable checkpoint
+        last_ckpt = save_checkpoint(run, step)  # zero-step run: still leave a loadable one
     if main and last_ckpt is None and (run_dir / LATEST).exists():
         last_ckpt = run_dir / LATEST
     if run.ctx.created_group:

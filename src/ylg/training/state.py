@@ -25,6 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ylg.data import class_names_of, make_dataset
 from ylg.models.loading import build_models
+from ylg.runtime.run_lock import RunLock
 from ylg.training import distributed as dist
 from ylg.training.augment import Augment
 from ylg.training.config import TrainConfig
@@ -98,6 +99,7 @@ class Run:
     nets: Networks
     extra: dict  # saved with each checkpoint: time (s trained before this process), best_fid
     t_start: float = 0.0  # time.time() when this process began its steps
+    lock: RunLock | None = None  # the run folder's lock (rank 0), released when train ends
 
     def elapsed(self, now: float) -> float:
         """Seconds of training of the whole run, earlier processes included."""

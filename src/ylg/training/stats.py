@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,31 @@ from ylg.runtime.files import atomic_write_text
 
 
 def read_stats(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """All rows of a ``stats.jsonl`` (missing file: empty list)."""
+    """All rows of a ``stats.jsonl`` (missing file: empty list). A torn last line (what a
+    kill mid-write leaves) is dropped with a warning; a bad line elsewhere is a ValueError
+    naming the file and the line."""
     path = Path(path)
     if not path.exists():
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    lines = [(i, ln) for i, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip()]
+    rows = []
+    for k, (i, line) in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if k == len(lines) - 1:
+                warnings.warn(f"{path}: dropped a torn last line {i} ({err})", stacklevel=2)
+                break
+            raise ValueError(f"{path} line {i} is not JSON ({err})") from None
+    return rows
+
+
+def clear_logs(run_dir: str | os.PathLike) -> None:
+    """Remove ``stats.jsonl`` and ``tensorboard/`` of ``run_dir``: a fresh start owns its
+    folder's logs (rows of an earlier try that died before its first checkpoint go)."""
+    run_dir = Path(run_dir)
+    (run_dir / "stats.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
 
 
 def truncate_stats(path: str | os.PathLike, step: int) -> None:
