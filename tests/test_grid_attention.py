@@ -441,3 +441,31 @@ def test_grid_pattern_panels_are_grid_mask_rows(tmp_path):
     assert torch.equal(panels[5][1].flatten(), pooled[0, 4 * 8 + 5])
     out = plot_grid_patterns(panels, (6, 8), (4, 5), tmp_path / "f.png", "t")
     assert out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("backend", ["reference", "blocks"])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_non_finite_key_or_value_reaches_exactly_the_queries_that_see_it(backend, extra):
+    """One NaN key row and one inf value entry: a query whose mask includes the bad key gets
+    NaN in its row, one that includes the bad value gets NaN in that channel; every other
+    output equals the run with finite stand-ins, whatever the backend's block granularity."""
+    torch.manual_seed(0)
+    grid, heads, d = (8, 8), 8, 16
+    n = extra + 64
+    q, k, v = (torch.randn(2, heads, n, d) for _ in range(3))
+    bad_k, bad_v = extra + 5, extra + 9
+    k_bad, v_bad = k.clone(), v.clone()
+    k_bad[1, :, bad_k, 2] = float("nan")
+    v_bad[1, :, bad_v, 3] = float("inf")
+    kw = dict(grid=grid, pattern="ylg", extra_tokens=extra, backend=backend)
+    out = grid_attention(q, k_bad, v_bad, **kw)
+    clean = grid_attention(q, k, v, **kw)
+    m = grid_mask("ylg", grid, heads=heads, extra_tokens=extra)  # [h, Nq, Nk]
+    assert torch.equal(out[0], clean[0])  # the other batch element is untouched
+    row = m[:, :, bad_k]  # [h, Nq]
+    assert torch.equal(out[1].isnan().all(-1), row)
+    chan = m[:, :, bad_v] & ~row
+    assert torch.equal(out[1, :, :, 3].isnan() & ~row, chan)
+    ok = ~(row[..., None] | (chan[..., None] & (torch.arange(d) == 3)))
+    assert row.any() and (~row).any() and chan.any()
+    torch.testing.assert_close(out[1][ok], clean[1][ok], rtol=1e-5, atol=1e-6)

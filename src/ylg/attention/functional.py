@@ -40,10 +40,42 @@ def masked_attention(
     if name not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not known; use one of {', '.join(BACKENDS)}")
     module = importlib.import_module(f"ylg.attention.backends.{name}")
-    out, probs = module.attention(
-        q, k, v, layout.to(q.device), scale=scale, return_attention=return_attention
-    )
+    layout = layout.to(q.device)
+
+    def run(q, k, v):
+        return module.attention(q, k, v, layout, scale=scale, return_attention=return_attention)
+
+    out, probs = isolate_non_finite(q, k, v, layout, run)
     return (out, probs) if return_attention else out
+
+
+def isolate_non_finite(q, k, v, layout: HeadLayout, run):
+    """``run(q, k, v) -> (out, probs | None)`` with each non-finite key or value kept to the
+    queries whose mask includes it, on every backend.
+
+    Dense math would spread a NaN further: ``0 * NaN = NaN`` in ``probs @ v`` reaches every
+    query of the head (and a block backend every query of the block). Here non-finite entries
+    are replaced by 0 for the call, then a query whose mask includes a key with a non-finite
+    entry in k gets NaN in its whole output row (and probability row), and one whose mask
+    includes a non-finite value entry gets NaN in that channel. Finite inputs (the usual case)
+    cost one ``isfinite`` pass over k and v; the repair builds the dense mask columns of the
+    bad keys only.
+    """
+    finite_k, finite_v = torch.isfinite(k), torch.isfinite(v)
+    if bool(finite_k.all()) and bool(finite_v.all()):
+        return run(q, k, v)
+    out, probs = run(q, k.where(finite_k, 0), v.where(finite_v, 0))
+    bad_k = ~finite_k.all(-1)  # [B, h, Nk]
+    bad_v = ~finite_v  # [B, h, Nk, Dv]
+    cols = (bad_k | bad_v.any(-1)).flatten(0, 1).any(0).nonzero().squeeze(1)  # [J]
+    sees = layout.masks.to(q.device)[:, :, cols]  # [h, Nq, J]: query sees bad key
+    row_nan = (sees[None] & bad_k[:, :, None, cols]).any(-1)  # [B, h, Nq]
+    chan_nan = torch.matmul(sees[None].float(), bad_v[:, :, cols].float()) > 0  # [B, h, Nq, Dv]
+    nan = torch.tensor(float("nan"), dtype=out.dtype, device=out.device)
+    out = torch.where(row_nan[..., None] | chan_nan, nan, out)
+    if probs is not None:
+        probs = torch.where(row_nan[..., None], nan.to(probs.dtype), probs)
+    return out, probs
 
 
 # Up to this many logits (B * heads * Nq * Nk) the dense reference is as fast as any backend:

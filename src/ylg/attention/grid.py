@@ -60,7 +60,7 @@ import torch
 from ylg import patterns
 from ylg.attention import flex_export
 from ylg.attention.backends import flex as flex_backend
-from ylg.attention.functional import SMALL, masked_attention
+from ylg.attention.functional import SMALL, isolate_non_finite, masked_attention
 from ylg.attention.grid_config import (
     DEFAULT_RADIUS,
     GRID_BACKENDS,
@@ -406,10 +406,15 @@ def grid_attention(
         return masked_attention(
             q, k, v, plan.dense(), "reference", scale=scale, return_attention=return_attention
         )
+    layout = plan.full or plan.rows
     if backend == "flex" and not return_attention:  # probabilities come from ``blocks``
         args = (pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride)
-        return flex_backend.run(q, k, v, *_flex_plan(*args, device), scale=scale)
-    layout = plan.full or plan.rows
+        flex_args = _flex_plan(*args, device)
+
+        def run(q, k, v):
+            return flex_backend.run(q, k, v, *flex_args, scale=scale), None
+
+        return isolate_non_finite(q, k, v, layout, run)[0]
     return masked_attention(
         q, k, v, layout, "blocks", scale=scale, return_attention=return_attention
     )
