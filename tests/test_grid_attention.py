@@ -8,6 +8,7 @@ every backend's output, probabilities and q/k/v gradients are compared with it i
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from ylg.attention import (
     YLGAttention2d,
     YLGSelfAttention,
+    flex_block_mask,
     grid_attention,
     grid_head_specs,
     grid_mask,
@@ -469,3 +471,30 @@ def test_a_non_finite_key_or_value_reaches_exactly_the_queries_that_see_it(backe
     ok = ~(row[..., None] | (chan[..., None] & (torch.arange(d) == 3)))
     assert row.any() and (~row).any() and chan.any()
     torch.testing.assert_close(out[1][ok], clean[1][ok], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(q=[1.0]), "q must be a torch.Tensor, got list"),
+        (dict(dtype=torch.int32), "q must be a floating tensor, got dtype torch.int32"),
+        (dict(d=0), "q has head dimension 0; it must be >= 1"),
+        (dict(k_dtype=torch.float64), "q, k and v must have one dtype"),
+        (dict(pattern="neighborhood", query_layout="tile"), "has none, so leave query_layout"),
+        (dict(query_layout="bogus"), "query_layout='bogus' is not known"),
+    ],
+)
+def test_bad_inputs_are_one_clear_error(change, message):
+    d, dtype = change.pop("d", 4), change.pop("dtype", torch.float32)
+    k_dtype = change.pop("k_dtype", dtype)
+    q = torch.ones(1, 2, 16, d).to(dtype)
+    q, k, v = change.pop("q", q), torch.ones(1, 2, 16, d).to(k_dtype), q
+    with pytest.raises(ValueError, match=re.escape(message)):
+        grid_attention(q, k, v, grid=(4, 4), **change)
+
+
+def test_flex_block_mask_names_a_bad_device_and_layout():
+    with pytest.raises(ValueError, match="device='gpu' is not a torch device"):
+        flex_block_mask("ylg", (4, 4), heads=2, device="gpu")
+    with pytest.raises(ValueError, match="query_layout='bogus'"):
+        flex_block_mask("neighborhood", (4, 4), heads=2, query_layout="bogus")

@@ -40,6 +40,7 @@ from ylg.attention.grid_config import (
     DEFAULT_RADIUS,
     NEIGHBORHOOD,
     Pattern,
+    check_device,
     grid_head_specs,
     pattern_specs,
     validate,
@@ -104,8 +105,9 @@ def mask_mod(
     are clamped, never read out of bounds. ``device``: where its small tables live (the
     device of the index tensors it will be called with).
     """
-    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout)
     pattern, grid, key_grid, heads, e, radius = args
+    device = check_device(device)
     if stride is None:
         stride = math.isqrt(key_grid[0] * key_grid[1])
     rule = _grid_rule(pattern, grid, key_grid, heads, curve, radius, query_layout, stride, device)
@@ -136,7 +138,9 @@ def flex_orders(
     (global tokens first, then the grid tokens along the curve; module docstring)."""
     specs = pattern_specs(pattern)  # an explicit list, else None
     heads = 1 if specs is None else len(specs)
-    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, DEFAULT_RADIUS)
+    args = validate(
+        pattern, grid, heads, key_grid, curve, extra_tokens, DEFAULT_RADIUS, query_layout
+    )
     pattern, grid, key_grid, _, e, _ = args
     hk, wk = key_grid
     n = hk * wk

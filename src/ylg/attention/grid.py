@@ -67,9 +67,11 @@ from ylg.attention.grid_config import (
     GRID_PATTERNS,
     NEIGHBORHOOD,
     Pattern,
+    check_device,
     check_grids,
     check_int,
     check_options,
+    check_qkv,
     grid_head_specs,
     validate,
 )
@@ -163,9 +165,9 @@ def grid_layout(
     1-D patterns go through :func:`ylg.attention.build_layout`; neighbourhood heads share one
     :func:`neighborhood_blocks`.
     """
-    args = validate(pattern, grid, heads, key_grid, curve, 0, radius)
+    args = validate(pattern, grid, heads, key_grid, curve, 0, radius, query_layout)
     pattern, grid, key_grid, heads, _, radius = args
-    device = torch.device(device)
+    device = check_device(device)
     where = "cpu" if device.type == "cpu" else str(device)
     return _plan(
         pattern, grid, heads, key_grid, curve, 0, radius, query_layout, stride, where
@@ -341,7 +343,7 @@ def grid_mask(
     (window ``2 * radius + 1``); ``curve``, ``query_layout`` and ``stride`` place the 1-D
     patterns (``ylg.patterns.grid_masks``). Every row has at least one True entry.
     """
-    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout)
     pattern, grid, key_grid, heads, extra_tokens, radius = args
     plan = _plan(
         pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride, "cpu"
@@ -381,12 +383,9 @@ def grid_attention(
         backend = "auto"
     if backend not in GRID_BACKENDS:
         raise ValueError(f"backend={backend!r} is not known; use one of {', '.join(GRID_BACKENDS)}")
-    if q.dim() != 4 or k.dim() != 4:
-        raise ValueError(
-            f"q and k must be 4-D [B, heads, N, D], got q {tuple(q.shape)}, k {tuple(k.shape)}"
-        )
+    check_qkv(q, k, v)
     heads = q.shape[1]
-    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius)
+    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout)
     pattern, grid, key_grid, heads, extra_tokens, radius = args
     nq = extra_tokens + grid[0] * grid[1]
     nk = extra_tokens + key_grid[0] * key_grid[1]

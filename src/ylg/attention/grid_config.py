@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from ylg import patterns
 from ylg.attention.layouts import FULL, HeadSpec, expand_specs, head_specs
 
@@ -91,10 +93,21 @@ def grid_head_specs(pattern: Pattern, heads: int) -> tuple[HeadSpec, ...]:
     return tuple((name, i % 2) for i in range(heads))
 
 
-def validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius):
+def validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout="colocate"):
     """Checked and normalised ``(pattern, grid, key_grid, heads, extra_tokens, radius)``; an
-    explicit pattern list becomes the (hashable) tuple of every head's spec."""
+    explicit pattern list becomes the (hashable) tuple of every head's spec. ``query_layout``
+    must be known, and is refused where it would be ignored (``dense``, ``neighborhood``)."""
     check_options(pattern, curve)
+    if query_layout not in patterns.QUERY_LAYOUTS:
+        raise ValueError(
+            f"query_layout={query_layout!r} is not known; use one of "
+            f"{', '.join(patterns.QUERY_LAYOUTS)}"
+        )
+    if pattern in ("dense", NEIGHBORHOOD) and query_layout != "colocate":
+        raise ValueError(
+            f"query_layout={query_layout!r} places the 1-D patterns on the grid; "
+            f"pattern={pattern!r} has none, so leave query_layout at its default"
+        )
     grid, key_grid = check_grids(grid, key_grid)
     heads = check_int("heads", heads, 1)
     if not isinstance(pattern, str):
@@ -104,8 +117,37 @@ def validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius):
     return pattern, grid, key_grid, heads, extra_tokens, radius
 
 
+def check_qkv(q, k, v) -> None:
+    """q, k, v are 4-D floating tensors of one dtype with a head dimension >= 1."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating tensor, got dtype {t.dtype}")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D [B, heads, N, D], got {tuple(t.shape)}")
+        if t.shape[-1] < 1:
+            raise ValueError(f"{name} has head dimension {t.shape[-1]}; it must be >= 1")
+    if not q.dtype == k.dtype == v.dtype:
+        raise ValueError(
+            f"q, k and v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype} "
+            "(cast them, or run under torch.autocast)"
+        )
+
+
+def check_device(device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device!r} is not a torch device (e.g. cpu, cuda, cuda:0)"
+        ) from None
+
+
 __all__ = [
     "DEFAULT_RADIUS",
+    "check_device",
+    "check_qkv",
     "GRID_BACKENDS",
     "GRID_PATTERNS",
     "NEIGHBORHOOD",
