@@ -138,3 +138,46 @@ def test_resume_from_a_missing_or_foreign_file_names_it(tmp_path, capsys):
     assert main(["train", "--resume", "--no-progress"]) == 2
     _one_line_error(capsys, "--resume needs --out")
     assert not (tmp_path / "run").exists()
+
+
+def test_generate_rejects_a_bad_n_before_writing_anything(tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", "--pretrained", "emoji32-ylg", "--n", "-1", "--out", str(out)]) == 2
+    assert "n=-1 must be an integer >= 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_unknown_pretrained_name_is_called_a_model_name(tmp_path, capsys):
+    assert main(["generate", "--pretrained", "nosuch", "--out", str(tmp_path / "g")]) == 2
+    err = without_thread_line(capsys.readouterr().err)
+    assert "--pretrained 'nosuch' is not a shipped model; valid: emoji32-" in err
+    assert "run directory" not in err
+
+
+def test_a_truncated_pretrained_json_names_the_file(tmp_path):
+    import shutil
+
+    from ylg.models.pretrained import WEIGHTS_DIR, load_pretrained
+
+    for f in WEIGHTS_DIR.glob("emoji32-ylg*"):
+        shutil.copy(f, tmp_path / f.name)
+    meta = tmp_path / "emoji32-ylg.json"
+    meta.write_text(meta.read_text()[:50])
+    with pytest.raises(ValueError, match=r"emoji32-ylg.json is not valid JSON"):
+        load_pretrained("emoji32-ylg", folder=tmp_path)
+
+
+def test_train_on_a_malformed_zip_is_one_line_and_leaves_no_config(tmp_path, capsys):
+    import json
+    import zipfile
+
+    data = tmp_path / "bad.zip"
+    with zipfile.ZipFile(data, "w") as z:
+        z.writestr("dataset.json", json.dumps({"labels": 5}))
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(data), "--out", str(run), "--steps", "1",
+                 "--workers", "0", "--no-progress"])  # fmt: skip
+    assert code == 2
+    err = without_thread_line(capsys.readouterr().err).strip().splitlines()
+    assert len(err) == 1 and "bad.zip' is malformed" in err[0]
+    assert not (run / "config.json").exists()

@@ -257,3 +257,45 @@ def test_sigterm_mid_write_leaves_no_output(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and b"KeyboardInterrupt" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_licence_and_summary_land_before_the_data(tmp_path, monkeypatch):
+    """A kill between the files: never data without its licence (the re-run overwrites
+    a licence without data)."""
+    import os
+
+    from ylg.runtime import files
+
+    out = tmp_path / "d.npz"
+    real_replace, order = os.replace, []
+
+    def replace(src, dst):
+        order.append(os.path.basename(dst))
+        if os.path.basename(dst) == out.name:
+            raise KeyboardInterrupt  # killed just before the data is renamed into place
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    extra = {"d.LICENSE.txt": "CC BY-SA"}
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(_items(2), out, 8, progress=False, extra_files=extra, summary_extra={})
+    assert order == ["d.LICENSE.txt", "d.npz.summary.json", "d.npz"]
+    assert not out.exists() and (tmp_path / "d.LICENSE.txt").read_text() == "CC BY-SA"
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    summary = write_dataset(
+        _items(2), out, 8, progress=False, extra_files=extra, summary_extra={"x": 1}
+    )
+    record = json.loads((tmp_path / "d.npz.summary.json").read_text())
+    assert record["x"] == 1 and record["written"] == summary.written == 2
+
+
+@pytest.mark.parametrize(
+    "info", [[1, 2], {"labels": 5}, {"labels": [[1]]}, {"labels": [["a.png", "x"]]}]
+)
+def test_a_malformed_dataset_json_is_one_value_error_naming_the_file(tmp_path, info):
+    path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("dataset.json", json.dumps(info))
+        z.writestr("a.png", b"x")
+    with pytest.raises(ValueError, match=r"dataset.json in '.*bad.zip' is malformed"):
+        ZipDataset(str(path), 8)

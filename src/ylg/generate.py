@@ -283,6 +283,8 @@ def generate(
     """
     if gif_scale is not None and gif_scale < 1:
         raise ValueError(f"gif_scale={gif_scale} must be an integer >= 1")
+    if seeds is None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"n={n!r} must be an integer >= 1")  # before anything is written
     device = resolve_device(device)
     models = load_models(source, device=device, use_ema=use_ema)
     G = models.G

@@ -77,6 +77,12 @@ def model_source(path: str | None, pretrained: str | None) -> str:
         raise ValueError(
             "give a run directory or checkpoint file, or --pretrained NAME (exactly one)"
         )
+    if pretrained is not None:
+        from ylg.models.pretrained import available
+
+        if pretrained not in available():
+            names = ", ".join(available()) or "none in this installation"
+            raise ValueError(f"--pretrained {pretrained!r} is not a shipped model; valid: {names}")
     return path if path is not None else pretrained
 
 

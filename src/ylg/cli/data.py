@@ -119,20 +119,12 @@ def register(sub) -> None:
 
 
 def _finish(summary, dropped=None) -> int:
-    import json
-    from pathlib import Path
-
+    """Print the summary (``OUT.summary.json`` was written with the data)."""
     print(summary.format())
     if dropped:
         print(f"not selected from the source ({sum(dropped.values())}):")
         for reason, n in sorted(dropped.items()):
             print(f"  {n:>7}  {reason}")
-    record = summary.to_dict()
-    if dropped:
-        record["not_selected"] = dict(sorted(dropped.items()))
-    out = Path(summary.out)
-    summary_path = out.with_name(out.name + ".summary.json")
-    summary_path.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 
@@ -187,6 +179,9 @@ def _write(source, args, *, crop: str = "center", resize: str = "lanczos", min_s
             extra_files=extra,
             progress=not args.quiet,
             overwrite=args.overwrite,
+            summary_extra={"not_selected": dict(sorted(source.dropped.items()))}
+            if source.dropped
+            else {},
         )
     return _finish(summary, source.dropped)
 

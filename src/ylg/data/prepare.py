@@ -24,6 +24,7 @@ temporary file when it can).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -54,6 +55,7 @@ def write_dataset(
     extra_files: dict[str, str] | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    summary_extra: dict | None = None,
 ) -> Summary:
     """Convert ``items`` and write them to ``out`` (``.npz`` or ``.zip``), atomically.
 
@@ -66,7 +68,10 @@ def write_dataset(
             (no ``styles`` field is written then).
         crop, resize, min_size: see :func:`prepare_image`.
         total: the number of items, for the progress bar.
-        extra_files: ``{file name: text}`` written beside ``out`` after it (e.g. a LICENSE).
+        extra_files: ``{file name: text}`` written beside ``out`` (e.g. a LICENSE), before
+            ``out`` is renamed into place: a kill never leaves data without its licence.
+        summary_extra: if given, ``OUT.summary.json`` (the summary's dict plus these
+            fields) is written beside ``out``, also before the rename.
         progress: show a tqdm bar.
         overwrite: replace an existing ``out`` (otherwise ``FileExistsError``... as a
             ``ValueError`` naming it).
@@ -138,10 +143,17 @@ def write_dataset(
                 reasons = ", ".join(f"{r}: {n}" for r, n in summary.skipped.items()) or "no items"
                 raise ValueError(f"no image could be written to {str(out)!r} ({reasons})")
             writer.close(tmp, meta)
+            # The files that travel with the data land before the data does (the rename at
+            # the end of this block): a kill in between leaves them without data, which a
+            # re-run overwrites, never data without its licence.
+            for name, text in (extra_files or {}).items():
+                atomic_write_text(out.parent / name, text)
+            if summary_extra is not None:
+                record = {**summary.to_dict(), **summary_extra}
+                summary_path = out.with_name(out.name + ".summary.json")
+                atomic_write_text(summary_path, json.dumps(record, indent=1) + "\n")
         except BaseException:
             if is_zip:
                 writer.abort()
             raise
-    for name, text in (extra_files or {}).items():
-        atomic_write_text(out.parent / name, text)
     return summary

@@ -80,17 +80,13 @@ class ZipDataset(Dataset):
         except json.JSONDecodeError as err:
             raise ValueError(f"dataset.json in {self.path!r} is not valid JSON: {err}") from err
 
-        listed = info.get("labels")
-        if listed is not None:
-            files = [str(entry[0]) for entry in listed]
-            labels = np.asarray([entry[1] for entry in listed], dtype=np.int64)
-        else:
-            listed_files = info.get("files")
-            if listed_files is not None:
-                files = [str(f) for f in listed_files]
-            else:
-                files = sorted(n for n in names if is_image_file(n) and _visible_member(n))
-            labels = None
+        try:
+            files, labels = _listed_files(info, names)
+        except (TypeError, AttributeError, IndexError, KeyError, ValueError) as err:
+            raise ValueError(
+                f"dataset.json in {self.path!r} is malformed ({type(err).__name__}: {err}); "
+                'expected {"labels": [[file, label], ...] or null, "class_names": [...]}'
+            ) from None
         missing = [f for f in files if f not in names]
         if missing:
             raise ValueError(
@@ -102,12 +98,17 @@ class ZipDataset(Dataset):
         self.files = files
         n = len(files)
 
-        class_names = info.get("class_names")
-        self.class_names = [str(c) for c in class_names] if class_names else None
-        style_names = info.get("style_names")
-        self.style_names = [str(s) for s in style_names] if style_names else None
-        styles = info.get("styles")
-        self.styles = np.asarray(styles, dtype=np.int64) if styles is not None else None
+        try:
+            class_names = info.get("class_names")
+            self.class_names = [str(c) for c in class_names] if class_names else None
+            style_names = info.get("style_names")
+            self.style_names = [str(s) for s in style_names] if style_names else None
+            styles = info.get("styles")
+            self.styles = np.asarray(styles, dtype=np.int64) if styles is not None else None
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"dataset.json in {self.path!r} is malformed ({type(err).__name__}: {err})"
+            ) from None
         if self.styles is not None and self.styles.shape != (n,):
             raise ValueError(
                 f"dataset.json in {self.path!r} has {len(self.styles)} styles for {n} images"
@@ -172,3 +173,18 @@ class ZipDataset(Dataset):
             f"{type(self).__name__}(path={self.path!r}, resolution={self.resolution}, "
             f"n={len(self)}, num_classes={self.num_classes})"
         )
+
+
+def _listed_files(info, names: set[str]) -> tuple[list[str], np.ndarray | None]:
+    """The image files (and labels, or None) that ``dataset.json`` lists, else every visible
+    image of the archive; raises TypeError / ValueError / ... on a malformed file."""
+    if not isinstance(info, dict):
+        raise TypeError(f"the top level is a {type(info).__name__}, not an object")
+    listed = info.get("labels")
+    if listed is not None:
+        files = [str(entry[0]) for entry in listed]
+        return files, np.asarray([int(entry[1]) for entry in listed], dtype=np.int64)
+    listed_files = info.get("files")
+    if listed_files is not None:
+        return [str(f) for f in listed_files], None
+    return sorted(n for n in names if is_image_file(n) and _visible_member(n)), None

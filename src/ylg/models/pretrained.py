@@ -69,7 +69,10 @@ def load_pretrained(
     if not meta_path.is_file():
         valid = ", ".join(available(folder)) or "none in this installation"
         raise ValueError(f"unknown pretrained model {name!r}; valid: {valid}")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{meta_path} is not valid JSON ({err}): a damaged model file") from None
     if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_path} is not a ylg pretrained model (format {FORMAT!r})")
     for path, key in ((g_path, "G_sha256"), (d_path, "D_sha256")):

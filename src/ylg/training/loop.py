@@ -100,13 +100,13 @@ def setup(
             config, run_dir, resume=resume, resume_from=resume_from, main=ctx.main
         )
         start_step = int(ckpt["step"]) if ckpt else 0
-        if ctx.main:
-            if ckpt is None:  # a fresh start owns its folder's logs (a crashed try's go)
-                clear_logs(run_dir)
-            config.save(run_dir / "config.json")
         data = open_data(
             config, ctx, run_dir, start_step=start_step, checkpoint=ckpt, dataset=dataset
         )
+        if ctx.main:  # after the data opened: a bad dataset leaves no config.json behind
+            if ckpt is None:  # a fresh start owns its folder's logs (a crashed try's go)
+                clear_logs(run_dir)
+            config.save(run_dir / "config.json")
         nets = build_networks(config, data.num_classes, ctx)
         extra = {"time": 0.0, "best_fid": None}
         if ckpt is not None:
