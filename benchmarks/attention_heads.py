@@ -12,7 +12,7 @@ relative to the uniform share within the head's mask; 1 = uniform) and reports p
 and draws a figure (rows: images; columns: the image, then one overlay per head).
 
     python benchmarks/attention_heads.py --model emoji32-ylg \\
-        --images /work/data/openmoji32.npz --n 64 \\
+        --images data/openmoji32.npz --n 64 \\
         --out benchmarks/results/attention-heads.json --figure docs/img/attention-heads-emoji.png
 """
 

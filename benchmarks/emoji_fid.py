@@ -1,6 +1,6 @@
 """FID and KID between emoji styles at 64 px with the true FID Inception weights.
 
-    python benchmarks/emoji_fid.py --data /work/data/emoji64.npz --n 400
+    python benchmarks/emoji_fid.py --data data/emoji64.npz --n 400
 
 Does the metric separate real image sets? Each style of the emoji dataset (Twemoji, Noto,
 Fluent 3D, OpenMoji; ``ylg data emoji``) is a set of real drawings of the same emoji list. The
@@ -87,7 +87,7 @@ def round_robin(sets: dict[str, np.ndarray]) -> list[int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="/work/data/emoji64.npz", help="emoji .npz (ylg data emoji)")
+    p.add_argument("--data", default="data/emoji64.npz", help="emoji .npz (ylg data emoji)")
     p.add_argument("--n", type=int, default=400, help="images per set (default 400)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=25)

@@ -12,7 +12,7 @@ For each model (a shipped name such as ``emoji32-ylg``, or a run folder / checkp
   assigns to the category they were generated for (untruncated, and at truncation 2).
 
     python benchmarks/emoji_models.py --models emoji32-ylg emoji32-sagan \\
-        --data /work/data/emoji32-train.npz --n 1000 --ref-n 1000 --bootstrap 100 \\
+        --data data/emoji32-train.npz --n 1000 --ref-n 1000 --bootstrap 100 \\
         --out benchmarks/results/emoji-models.json
 """
 

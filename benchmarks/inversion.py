@@ -31,8 +31,8 @@ averaged over seeds first) with a 95% confidence interval (t distribution over t
 Usage::
 
     flock /tmp/ylg-cpu.lock python benchmarks/inversion.py \\
-        --ylg /work/data/table1-emoji64/ylg-seed0 --sagan /work/data/table1-emoji64/sagan-seed0 \\
-        --targets /work/data/openmoji64.npz --n 100 --seeds 0 1 --steps 150 --restarts 2
+        --ylg data/table1-emoji64/ylg-seed0 --sagan data/table1-emoji64/sagan-seed0 \\
+        --targets data/openmoji64.npz --n 100 --seeds 0 1 --steps 150 --restarts 2
 
 Writes ``benchmarks/results/inversion.json`` (``--out``) and prints a Markdown table.
 """

@@ -36,8 +36,8 @@ chunk). ``--curves K`` first records the loss curves of ``pixel`` and ``original
 targets (to choose ``--steps`` where they plateau).
 
     python benchmarks/inversion_trained.py --ylg emoji32-ylg --sagan emoji32-sagan \\
-        --targets /work/data/openmoji32.npz --n 40 --seeds 0 1 --steps 300 --restarts 4 \\
-        --state /work/data/inv-state --out benchmarks/results/inversion-trained.json
+        --targets data/openmoji32.npz --n 40 --seeds 0 1 --steps 300 --restarts 4 \\
+        --state data/inv-state --out benchmarks/results/inversion-trained.json
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The ablation itself is the command (see benchmarks/README.md, "Table 1 on emoji")::
 
-    ylg ablate --data /work/data/emoji64-train.npz --out /work/data/table1-emoji64 ...
-    python benchmarks/table1.py /work/data/table1-emoji64 \\
+    ylg ablate --data data/emoji64-train.npz --out data/table1-emoji64 ...
+    python benchmarks/table1.py data/table1-emoji64 \\
         --json benchmarks/results/table1-emoji64.json \\
         --curves docs/img/table1-emoji64-curves.png
 

@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--data",
         type=Path,
-        default=Path("/work/data/emoji32-train.npz"),
+        default=Path("data/emoji32-train.npz"),
         help="an `ylg data emoji` npz (images, labels, class_names)",
     )
     p.add_argument("--patterns", nargs="+", default=list(PATTERNS), choices=PATTERNS)
