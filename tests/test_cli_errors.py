@@ -150,7 +150,7 @@ def test_generate_rejects_a_bad_n_before_writing_anything(tmp_path, capsys):
 def test_an_unknown_pretrained_name_is_called_a_model_name(tmp_path, capsys):
     assert main(["generate", "--pretrained", "nosuch", "--out", str(tmp_path / "g")]) == 2
     err = without_thread_line(capsys.readouterr().err)
-    assert "--pretrained 'nosuch' is not a shipped model; valid: emoji32-" in err
+    assert "--pretrained 'nosuch' is not a shipped model or a model folder" in err
     assert "run directory" not in err
 
 
@@ -159,11 +159,10 @@ def test_a_truncated_pretrained_json_names_the_file(tmp_path):
 
     from ylg.models.pretrained import WEIGHTS_DIR, load_pretrained
 
-    for f in WEIGHTS_DIR.glob("emoji32-ylg*"):
-        shutil.copy(f, tmp_path / f.name)
-    meta = tmp_path / "emoji32-ylg.json"
+    shutil.copytree(WEIGHTS_DIR / "emoji32-ylg", tmp_path / "emoji32-ylg")
+    meta = tmp_path / "emoji32-ylg" / "model.json"
     meta.write_text(meta.read_text()[:50])
-    with pytest.raises(ValueError, match=r"emoji32-ylg.json is not valid JSON"):
+    with pytest.raises(ValueError, match=r"emoji32-ylg/model.json is not valid JSON"):
         load_pretrained("emoji32-ylg", folder=tmp_path)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ylg.models.loading import build_models, load_for_inference
-from ylg.models.pretrained import PRETRAINED, export_pretrained, load_pretrained
+from ylg.models.pretrained import PRETRAINED, export_model, load_pretrained
 from ylg.runtime.checkpoint import FORMAT
 from ylg.runtime.files import atomic_torch_save
 
@@ -43,11 +43,13 @@ def _samples(G, n=4):
 
 def test_export_then_load_gives_the_checkpoints_models(tmp_path):
     ckpt = _checkpoint(tmp_path / "latest.pt")
-    meta = export_pretrained(ckpt, "tiny", tmp_path / "w")
-    info = json.loads(meta.read_text())
+    folder = export_model(ckpt, tmp_path / "w" / "tiny")
+    info = json.loads((folder / "model.json").read_text())
     assert info["step"] == 7 and info["used_ema"] and info["class_names"] == ["a", "b", "c"]
     assert info["config"] == CONFIG  # only the options that shape the models
+    assert info["batch_size"] == 4 and info["images_seen"] == 28 and info["precision"] == "fp32"
     loaded = load_pretrained("tiny", folder=tmp_path / "w")
+    assert torch.equal(_samples(load_pretrained(folder).G), _samples(loaded.G))
     ref = load_for_inference(ckpt)  # EMA weights, as the export
     assert loaded.used_ema and loaded.step == 7 and loaded.class_names == ["a", "b", "c"]
     assert torch.equal(_samples(loaded.G), _samples(ref.G))
@@ -56,20 +58,50 @@ def test_export_then_load_gives_the_checkpoints_models(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.D(x, y), ref.D(x, y))
     assert not loaded.G.training and not loaded.D.training
-    names = sorted(p.name for p in (tmp_path / "w").iterdir())
-    assert names == ["tiny-D.safetensors", "tiny-G.safetensors", "tiny.json"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["D.safetensors", "G.safetensors", "MODEL_CARD.md", "model.json"]
+    assert "step 7 (28 images seen" in (folder / "MODEL_CARD.md").read_text()
 
 
-def test_a_damaged_weight_file_is_refused(tmp_path):
-    export_pretrained(_checkpoint(tmp_path / "c.pt"), "tiny", tmp_path / "w")
-    g = tmp_path / "w" / "tiny-G.safetensors"
-    g.write_bytes(g.read_bytes()[:-1] + b"\0")
-    with pytest.raises(ValueError, match="tiny-G.safetensors has SHA-256 .* expected"):
-        load_pretrained("tiny", folder=tmp_path / "w")
+@pytest.mark.parametrize("file", ["G.safetensors", "D.safetensors", "MODEL_CARD.md"])
+def test_a_damaged_or_edited_file_is_refused_naming_it(tmp_path, file):
+    folder = export_model(_checkpoint(tmp_path / "c.pt"), tmp_path / "w" / "tiny")
+    f = folder / file
+    f.write_bytes(f.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match=f"tiny/{file} has SHA-256 .* expected .*edited"):
+        load_pretrained(folder)
+
+
+def test_an_edited_model_json_is_one_line_naming_it(tmp_path):
+    folder = export_model(_checkpoint(tmp_path / "c.pt"), tmp_path / "w" / "tiny")
+    meta = folder / "model.json"
+    info = json.loads(meta.read_text())
+    info["config"]["g_width"] = 32
+    meta.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="model.json does not fit the weights beside it"):
+        load_pretrained(folder)
+    meta.write_text("{")
+    with pytest.raises(ValueError, match="model.json is not valid JSON"):
+        load_pretrained(folder)
+
+
+def test_ylg_export_then_generate_with_pretrained_dir(tmp_path, capsys):
+    from ylg.cli import main
+
+    ckpt = _checkpoint(tmp_path / "run" / "latest.pt")
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m")]) == 0
+    out = tmp_path / "gen"
+    assert (
+        main(["generate", "--pretrained", str(tmp_path / "m"), "--n", "2", "--out", str(out)]) == 0
+    )
+    assert len(list(out.glob("*.png"))) == 2
+    assert torch.equal(
+        _samples(load_pretrained(tmp_path / "m").G), _samples(load_for_inference(ckpt).G)
+    )
 
 
 def test_an_unknown_name_lists_the_valid_ones(tmp_path):
-    export_pretrained(_checkpoint(tmp_path / "c.pt"), "tiny", tmp_path / "w")
+    export_model(_checkpoint(tmp_path / "c.pt"), tmp_path / "w" / "tiny")
     with pytest.raises(ValueError, match="unknown pretrained model 'huge'; valid: tiny"):
         load_pretrained("huge", folder=tmp_path / "w")
 

@@ -78,11 +78,14 @@ def model_source(path: str | None, pretrained: str | None) -> str:
             "give a run directory or checkpoint file, or --pretrained NAME (exactly one)"
         )
     if pretrained is not None:
-        from ylg.models.pretrained import available
+        from ylg.models.pretrained import available, is_model_folder
 
-        if pretrained not in available():
+        if pretrained not in available() and not is_model_folder(pretrained):
             names = ", ".join(available()) or "none in this installation"
-            raise ValueError(f"--pretrained {pretrained!r} is not a shipped model; valid: {names}")
+            raise ValueError(
+                f"--pretrained {pretrained!r} is not a shipped model or a model folder "
+                f"(ylg export); shipped: {names}"
+            )
     return path if path is not None else pretrained
 
 

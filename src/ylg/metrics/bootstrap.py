@@ -101,8 +101,9 @@ def bootstrap_fid(
 ) -> dict:
     """``{"ci": [low, high], "std": ..., "resample_offset": ..., "n_boot": ...}``: the spread of
     FID when the generated ``features`` [n, D] are resampled with replacement, as an interval
-    around the full-sample FID (the resamples' own offset, from their duplicates, removed; see
-    the comment in the code)."""
+    around the full-sample FID (the resamples' offset, the bootstrap's estimate of FID's
+    small-n bias, taken out; see the comment in the code). It covers the expected FID at this
+    ``n``, not the large-``n`` FID: the bias of the full-sample FID itself stays in it."""
     _check(n_boot, level)
     x = torch.from_numpy(as_features(features, "features"))  # [n, D] float64
     mu2 = torch.from_numpy(np.asarray(ref_mu, np.float64))
@@ -119,9 +120,12 @@ def bootstrap_fid(
     )
     # A resample holds ~63% distinct samples, and FID rises as the distinct samples fall (its
     # small-n bias), so the resamples sit above the full-sample FID: 116 -> 124-129 at n = 1,000
-    # in ylg's emoji run. Their spread is the sampling noise; their offset is an artifact of
-    # the duplicates. So the interval is the resamples' percentile interval moved by that
-    # offset (their median minus the full-sample FID), centred where the estimate is.
+    # in ylg's emoji run. Their spread is the sampling noise; their offset is the bootstrap's
+    # estimate of FID's own small-n bias (fewer distinct samples, higher FID), which the
+    # duplicates make visible. So the interval is the resamples' percentile interval moved by
+    # that offset (their median minus the full-sample FID), centred where the estimate is. It is
+    # an interval for the expected FID at this n, not for the large-n FID: the full-sample
+    # FID's own bias is not removed.
     point = fid(torch.ones(len(x), dtype=torch.float64))
     lo, hi = percentile_interval(values, level)
     offset = float(np.median(values)) - point

@@ -1,16 +1,23 @@
-"""Trained models that ship inside the package: load them by name, no training, no download.
+"""Model folders: trained G and D that anyone can load, share and check; the shipped ones.
 
-Each model is three files in ``ylg/models/weights/``: ``NAME-G.safetensors`` (the generator's
-EMA weights), ``NAME-D.safetensors`` (the discriminator) and ``NAME.json`` (the options that
-shape the models, the class names, the training step and the SHA-256 of both weight files).
-The model card, ``weights/MODEL_CARD.md``, says how they were trained and on which data.
+A model folder (``ylg export RUN --out DIR`` writes one) holds:
 
-    from ylg.models.pretrained import PRETRAINED, load_pretrained
-    m = load_pretrained("emoji32-ylg")              # m.G, m.D in eval mode, m.class_names, ...
-    export_pretrained("runs/emoji32-ylg", "emoji32-ylg", "src/ylg/models/weights")
+- ``G.safetensors``: the generator (its EMA weights when the run kept an EMA);
+- ``D.safetensors``: the discriminator;
+- ``model.json``: the format, the options that shape the models, the class names, the step,
+  batch size and images seen, the training recipe and precision, and the SHA-256 of every
+  other file of the folder;
+- ``MODEL_CARD.md``: how it was trained and what it is for (a skeleton until filled in), and
+  any licence files that travel with the weights.
 
-safetensors holds plain tensors only (no pickled code), so loading a shipped file cannot run
-code; the hashes are checked on every load.
+Shipped models are such folders in ``ylg/models/weights/NAME/``. safetensors holds plain
+tensors only (no pickled code), so loading a model cannot run code; the hashes are checked on
+every load, so a damaged or edited file fails with one line naming it.
+
+    from ylg.models.pretrained import PRETRAINED, export_model, load_pretrained
+    m = load_pretrained("emoji32-ylg")           # a shipped model: m.G, m.D in eval mode, ...
+    m = load_pretrained("exports/my-model")      # any model folder
+    export_model("runs/emoji32-ylg", "exports/my-model")
 """
 
 from __future__ import annotations
@@ -27,61 +34,96 @@ from ylg.runtime.checkpoint import load_checkpoint
 from ylg.runtime.files import atomic_path, atomic_write_text, file_digest
 
 __all__ = [
+    "FORMAT",
     "PRETRAINED",
     "WEIGHTS_DIR",
     "available",
-    "export_pretrained",
+    "export_model",
+    "is_model_folder",
     "load_models",
     "load_pretrained",
 ]
 
-#: where the shipped files live
+#: where the shipped model folders live
 WEIGHTS_DIR = Path(__file__).with_name("weights")
-FORMAT = "ylg-pretrained-1"
+FORMAT = "ylg-model-1"
+META = "model.json"
+#: the training options a model folder records as its recipe
+RECIPE_OPTIONS = (
+    "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "augment", "lecam", "ema",
+    "ema_decay", "ema_start", "steps", "seed", "precision", "data",
+)  # fmt: skip
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """True for a folder with a ``model.json``."""
+    return (Path(path) / META).is_file()
 
 
 def available(folder: str | os.PathLike = WEIGHTS_DIR) -> list[str]:
-    """Names of the models in ``folder`` (those with a ``NAME.json``), sorted."""
-    return sorted(p.stem for p in Path(folder).glob("*.json"))
+    """Names of the model folders in ``folder``, sorted."""
+    folder = Path(folder)
+    return sorted(p.name for p in folder.iterdir() if is_model_folder(p)) if folder.is_dir() else []
 
 
 #: the names of the models shipped with this installation
 PRETRAINED: tuple[str, ...] = tuple(available())
 
 
-def _files(name: str, folder: Path) -> tuple[Path, Path, Path]:
-    return (
-        folder / f"{name}.json",
-        folder / f"{name}-G.safetensors",
-        folder / f"{name}-D.safetensors",
+def _model_dir(name: str | os.PathLike, folder: Path) -> Path:
+    """The folder of ``name``: a model folder path, else ``folder / name``."""
+    if is_model_folder(name):
+        return Path(name)
+    if str(name) in available(folder):
+        return folder / str(name)
+    valid = ", ".join(available(folder)) or "none in this installation"
+    raise ValueError(
+        f"unknown pretrained model {str(name)!r}; valid: {valid} (or a model folder, "
+        f"which holds a {META})"
     )
 
 
-def load_pretrained(
-    name: str, device: str | torch.device = "cpu", *, folder: str | os.PathLike = WEIGHTS_DIR
-) -> LoadedModels:
-    """G (EMA weights) and D of the shipped model ``name``, in eval mode on ``device``.
-
-    Raises ValueError for an unknown name (listing the valid ones) or a weight file whose
-    SHA-256 differs from the one recorded in ``NAME.json``."""
-    folder = Path(folder)
-    meta_path, g_path, d_path = _files(name, folder)
-    if not meta_path.is_file():
-        valid = ", ".join(available(folder)) or "none in this installation"
-        raise ValueError(f"unknown pretrained model {name!r}; valid: {valid}")
+def _read_meta(meta_path: Path) -> dict:
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{meta_path} is not valid JSON ({err}): a damaged model file") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path} is not a ylg pretrained model (format {FORMAT!r})")
-    for path, key in ((g_path, "G_sha256"), (d_path, "D_sha256")):
-        digest = file_digest(path)
-        if digest != meta[key]:
-            raise ValueError(f"{path} has SHA-256 {digest}, expected {meta[key]} (damaged file)")
-    G, D = build_models(meta["config"], meta["num_classes"], device="cpu")
-    G.load_state_dict(load_file(g_path))
-    D.load_state_dict(load_file(d_path))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path} is not a ylg model folder's {META} (format {FORMAT!r})")
+    return meta
+
+
+def load_pretrained(
+    name: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    folder: str | os.PathLike = WEIGHTS_DIR,
+) -> LoadedModels:
+    """G and D of the shipped model ``name`` (or of the model folder at path ``name``), in
+    eval mode on ``device``.
+
+    Raises ValueError, with one line naming the file, for an unknown name (listing the valid
+    ones), a file whose SHA-256 differs from the one in ``model.json`` (damaged or edited), or
+    a ``model.json`` whose options do not fit the weights."""
+    root = _model_dir(name, Path(folder))
+    meta_path = root / META
+    meta = _read_meta(meta_path)
+    for file, digest in meta["sha256"].items():
+        path = root / file
+        if not path.is_file():
+            raise ValueError(f"{path} is missing from the model folder ({meta_path} lists it)")
+        actual = file_digest(path)
+        if actual != digest:
+            raise ValueError(
+                f"{path} has SHA-256 {actual}, expected {digest} (damaged or edited file)"
+            )
+    try:
+        G, D = build_models(meta["config"], meta["num_classes"], device="cpu")
+        G.load_state_dict(load_file(root / "G.safetensors"))
+        D.load_state_dict(load_file(root / "D.safetensors"))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{meta_path} does not fit the weights beside it ({first})") from None
     return LoadedModels(
         G=G.to(device).eval(),
         D=D.to(device).eval(),
@@ -99,43 +141,104 @@ def _save_state(state: dict[str, torch.Tensor], path: Path) -> None:
     path.chmod(0o644)  # safetensors writes 0600; shipped files must be readable by all
 
 
-def export_pretrained(
-    checkpoint: str | os.PathLike, name: str, folder: str | os.PathLike = WEIGHTS_DIR
+CARD_SKELETON = """# Model card: {name}
+
+A class-conditional GAN from ylg ({attention} attention, {resolution}x{resolution}), exported
+from a training run at step {step} ({images_seen} images seen, precision {precision}).
+
+## Files
+
+| file | SHA-256 |
+|---|---|
+{files}
+
+## Data
+
+(What it was trained on, and the data's licence.)
+
+## Training
+
+Recipe (from the run's options): {recipe}
+
+## Metrics
+
+(FID / KID with intervals, at which n, against which reference; GAN-test if labelled.)
+
+## Limits
+
+(What it is for, and what it is not.)
+"""
+
+
+def export_model(
+    run: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    name: str | None = None,
+    card: str | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``checkpoint``'s EMA generator (else its raw one) and discriminator as the
-    pretrained model ``name`` in ``folder``; no optimizer state. Returns ``NAME.json``."""
-    folder = Path(folder)
-    ckpt = load_checkpoint(checkpoint)
-    meta_path, g_path, d_path = _files(name, folder)
+    """Write the model folder ``out`` from a run folder or checkpoint ``run``: G (EMA weights
+    when kept) and D as safetensors, ``model.json``, ``MODEL_CARD.md`` (``card``, else a
+    skeleton) and ``extra_files`` (``{file name: text}``, e.g. a data licence); no optimizer
+    state. Returns ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; a model folder is a directory")
+    ckpt = load_checkpoint(run)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or out.name
     ema = ckpt.get("G_ema") is not None
-    _save_state(ckpt["G_ema"] if ema else ckpt["G"], g_path)
-    _save_state(ckpt["D"], d_path)
+    _save_state(ckpt["G_ema"] if ema else ckpt["G"], out / "G.safetensors")
+    _save_state(ckpt["D"], out / "D.safetensors")
+    config = ckpt["config"]
+    step, batch = int(ckpt["step"]), config.get("batch_size")
+    recipe = {k: config[k] for k in RECIPE_OPTIONS if k in config}
+    if isinstance(recipe.get("data"), str):
+        recipe["data"] = Path(recipe["data"]).name  # the file's name, not where it lay
+    precision = ckpt.get("precision", "fp32")
+    for file, text in (extra_files or {}).items():
+        atomic_write_text(out / file, text)
+    weights = ("G.safetensors", "D.safetensors", *sorted(extra_files or {}))
+    if card is None:
+        card = CARD_SKELETON.format(
+            name=name, attention=config["attention"], resolution=config["resolution"],
+            step=step, images_seen=step * batch if batch else "?", precision=precision,
+            files="\n".join(f"| `{f}` | `{file_digest(out / f)}` |" for f in weights),
+            recipe=", ".join(f"{k}={v}" for k, v in recipe.items()),
+        )  # fmt: skip
+    atomic_write_text(out / "MODEL_CARD.md", card)
     meta = {
         "format": FORMAT,
         "name": name,
-        "config": {k: ckpt["config"][k] for k in MODEL_OPTIONS},
+        "config": {k: config[k] for k in MODEL_OPTIONS},
         "num_classes": int(ckpt["num_classes"]),
         "class_names": ckpt.get("class_names"),
-        "step": int(ckpt["step"]),
+        "step": step,
+        "batch_size": batch,
+        "images_seen": step * batch if batch else None,
+        "precision": precision,
+        "recipe": recipe,
         "used_ema": ema,
-        "G_sha256": file_digest(g_path),
-        "D_sha256": file_digest(d_path),
+        "sha256": {f: file_digest(out / f) for f in (*weights, "MODEL_CARD.md")},
     }
-    return atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(out / META, json.dumps(meta, indent=2) + "\n")
+    return out
 
 
 def load_models(
     source: str | os.PathLike, device: str | torch.device = "cpu", *, use_ema: bool = True
 ) -> LoadedModels:
-    """G and D from a run directory or checkpoint file, else from the shipped model of that
-    name (:data:`PRETRAINED`); what ``generate``, ``invert`` and ``attention`` load.
+    """G and D from a model folder, a run directory or checkpoint file, else from the shipped
+    model of that name (:data:`PRETRAINED`); what ``generate``, ``invert`` and ``attention``
+    load.
 
-    Shipped models hold only the EMA generator, so ``use_ema=False`` is refused for them."""
+    Model folders hold only the EMA generator, so ``use_ema=False`` is refused for them."""
     path = Path(source)
-    if not path.exists() and str(source) in available():
+    if is_model_folder(path) or (not path.exists() and str(source) in available()):
         if not use_ema:
-            raise ValueError(f"{source} is a shipped model: it holds only the EMA generator")
-        return load_pretrained(str(source), device)
+            raise ValueError(f"{source} is a model folder: it holds only the EMA generator")
+        return load_pretrained(source, device)
     if not path.exists():
         names = ", ".join(available()) or "none in this installation"
         raise FileNotFoundError(
