@@ -498,3 +498,55 @@ def test_flex_block_mask_names_a_bad_device_and_layout():
         flex_block_mask("ylg", (4, 4), heads=2, device="gpu")
     with pytest.raises(ValueError, match="query_layout='bogus'"):
         flex_block_mask("neighborhood", (4, 4), heads=2, query_layout="bogus")
+
+
+class _TimmBlock(torch.nn.Module):
+    """timm 1.0's ViT Block, written out: its forward calls attn(x, attn_mask=attn_mask)."""
+
+    def __init__(self, attn, dim):
+        super().__init__()
+        self.norm1, self.attn = torch.nn.LayerNorm(dim), attn
+        self.norm2, self.mlp = torch.nn.LayerNorm(dim), torch.nn.Linear(dim, dim)
+
+    def forward(self, x, attn_mask=None):
+        x = x + self.attn(self.norm1(x), attn_mask=attn_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+def _timm_attention_with_mask(m, x, attn_mask):
+    b, n, c = x.shape
+    qkv = m.qkv(x).reshape(b, n, 3, m.num_heads, c // m.num_heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    return m.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_self_attention_takes_timms_call_and_combines_attn_mask(kind):
+    torch.manual_seed(0)
+    m = YLGSelfAttention(24, 3, (3, 5), pattern="dense", extra_tokens=1)
+    x = torch.randn(2, 16, 24)
+    keep = torch.rand(2, 1, 16, 16) > 0.3
+    keep[..., 0] = True  # every query keeps the class token
+    mask = keep if kind == "bool" else torch.zeros(2, 1, 16, 16).masked_fill(~keep, -1e4)
+    block = _TimmBlock(m, 24)
+    y = block(x, attn_mask=mask)
+    ref = x + _timm_attention_with_mask(m, block.norm1(x), mask)
+    ref = ref + block.mlp(block.norm2(ref))
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    assert torch.equal(block(x), block(x, attn_mask=None))  # no mask: the grid path
+    # with a sparse pattern, a bool attn_mask and the grid mask are both applied
+    s = YLGSelfAttention(24, 3, (3, 5), pattern="ylg", extra_tokens=1)
+    _, probs = s(x, attn_mask=keep, return_attention=True)
+    assert torch.all(probs[:, ~s.mask()] == 0) and torch.all(probs.masked_fill(keep, 0) == 0)
+
+
+def test_self_attention_refuses_is_causal_and_bad_masks():
+    m = YLGSelfAttention(24, 3, (3, 5), pattern="ylg", extra_tokens=1)
+    x = torch.randn(1, 16, 24)
+    with pytest.raises(ValueError, match="is_causal=True is not supported"):
+        m(x, is_causal=True)
+    with pytest.raises(ValueError, match=r"attn_mask of shape \(5, 5\) does not broadcast"):
+        m(x, attn_mask=torch.ones(5, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="leave a query with no key"):
+        m(x, attn_mask=torch.zeros(16, 16, dtype=torch.bool))

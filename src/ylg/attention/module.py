@@ -310,10 +310,28 @@ class YLGSelfAttention(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        return_attention: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``[B, N, C]`` -> ``[B, N, C]``; with ``return_attention`` also the
-        probabilities ``[B, num_heads, N, N]``."""
+        probabilities ``[B, num_heads, N, N]``.
+
+        ``attn_mask`` and ``is_causal`` are timm's ``Attention`` arguments, so a timm
+        ``Block`` (``self.attn(x, attn_mask=attn_mask)``) can call this module unchanged.
+        ``attn_mask`` (bool, True = may attend, or float, added to the logits; broadcastable
+        to ``[B, num_heads, N, N]``) is combined with the grid mask: a query attends where
+        both allow. That path builds the dense ``[heads, N, N]`` mask (O(N^2) memory, the
+        reference's cost); a query left with no key is an error. ``is_causal=True`` is
+        refused: the grid patterns are 2-D and not causal (pass ``pattern="ltr"`` and
+        ``curve="raster"`` for a left-to-right two-step pattern)."""
+        if is_causal:
+            raise ValueError(
+                "is_causal=True is not supported by YLGSelfAttention: its grid patterns are 2-D "
+                "and not causal; pass is_causal=False (or pattern='ltr', curve='raster')"
+            )
         if x.dim() != 3 or x.shape[1] != self.num_tokens or x.shape[2] != self.dim:
             raise ValueError(
                 f"input must be [B, N={self.num_tokens}, C={self.dim}] (extra_tokens="
@@ -324,6 +342,8 @@ class YLGSelfAttention(nn.Module):
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim)  # [B, N, 3, h, d]
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, h, N, d]
         q, k = self.q_norm(q), self.k_norm(k)
+        if attn_mask is not None:
+            return self._masked_forward(q, k, v, attn_mask, return_attention)
         result = grid_attention(
             q,
             k,
@@ -337,9 +357,40 @@ class YLGSelfAttention(nn.Module):
             return_attention=return_attention,
         )
         out, probs = result if return_attention else (result, None)
-        out = out.transpose(1, 2).reshape(b, n, c)  # [B, N, C]
+        return self._project(out, probs, return_attention)
+
+    def _project(self, out, probs, return_attention):
+        b, _, n, _ = out.shape
+        out = out.transpose(1, 2).reshape(b, n, self.dim)  # [B, N, C]
         out = self.proj_drop(self.proj(out))
         return (out, probs) if return_attention else out
+
+    def _masked_forward(self, q, k, v, attn_mask, return_attention):
+        """Dense masked softmax with the grid mask and timm's ``attn_mask`` together."""
+        if not isinstance(attn_mask, torch.Tensor):
+            raise ValueError(f"attn_mask must be a tensor, got {type(attn_mask).__name__}")
+        n = self.num_tokens
+        grid = self.mask().to(q.device)  # [h, N, N]
+        logits = torch.matmul(q, k.transpose(-2, -1)) * self.head_dim**-0.5  # [B, h, N, N]
+        try:
+            if attn_mask.dtype == torch.bool:
+                allowed = grid & attn_mask
+                bias = None
+            else:
+                allowed, bias = grid.expand_as(logits), attn_mask.to(logits.dtype)
+            logits = torch.broadcast_tensors(logits, allowed)[0]
+            if bias is not None:
+                logits = logits + bias
+        except RuntimeError:
+            raise ValueError(
+                f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
+                f"[B, heads, N, N] = {[q.shape[0], self.num_heads, n, n]}"
+            ) from None
+        if not bool(allowed.any(-1).all()):
+            raise ValueError("attn_mask and the grid mask together leave a query with no key")
+        probs = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+        out = torch.matmul(probs.to(v.dtype), v)  # [B, h, N, d]
+        return self._project(out, probs, return_attention)
 
     def extra_repr(self) -> str:
         radius = f", radius={self.radius}" if self.pattern == "neighborhood" else ""
