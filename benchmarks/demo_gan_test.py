@@ -131,12 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         run = args.run
     import torch
 
+    from ylg.runtime.machine import machine_record
+
     result = {**score(run), **result}
     result["machine"] = {
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        **machine_record(),
     }
     result["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(table(result))

@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ylg.metrics import fid_from_features, kid_from_features, load_inception
+from ylg.runtime.machine import machine_record
 
 PAIRS = [
     ("twemoji:A", "twemoji:B"),  # baseline: two halves of one style
@@ -164,6 +165,7 @@ def main() -> None:
         images_embedded=done, seconds=seconds, images_per_s=done / seconds,
         threads=args.threads, torch=torch.__version__, machine=platform.platform(),
         processor=platform.processor() or platform.machine(), pairs=rows,
+        machine_record=machine_record(),
         note="FID with n < 2048 is biased upwards (singular covariance); compare rows of one "
         "run (same n), not with published values",
     )  # fmt: skip

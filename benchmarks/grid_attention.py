@@ -324,8 +324,11 @@ def describe(args) -> dict:
         name = torch.cuda.get_device_name()
     else:
         name = f"{platform.processor() or platform.machine()}, {args.threads} thread(s)"
+    from ylg.runtime.machine import machine_record
+
     return {
         "machine": name,
+        "machine_record": machine_record(threads=args.threads, device=args.device),
         "torch": torch.__version__,
         "pattern": args.pattern,
         "reps": args.reps,

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ylg.attention.functional import masked_attention
 from ylg.attention.grid import neighborhood_blocks, neighborhood_tile
 from ylg.attention.layouts import HeadGroup, HeadLayout
+from ylg.runtime.machine import machine_record
 
 
 def fwd_bwd(q, k, v, layout=None) -> None:
@@ -75,7 +76,8 @@ def main(argv=None) -> int:
     out = {
         "setup": {"heads": 8, "head_dim": 64, "batch": 1, "dtype": "float32",
                   "threads": torch.get_num_threads(), "reps": args.reps,
-                  "torch": torch.__version__, "device": "cpu"},
+                  "torch": torch.__version__, "device": "cpu",
+                  "machine": machine_record(dtype="float32")},
         "rows": rows,
     }  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     from ylg.experiments import load_plan, report
     from ylg.experiments.table import METRICS, summarize
     from ylg.metrics import ReferenceStats
+    from ylg.runtime.machine import machine_record
 
     result = report(args.ablation)
     the_plan = load_plan(args.ablation)
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
             "threads": torch.get_num_threads(),
             "cuda": torch.cuda.is_available(),
             "note": args.note,
+            **machine_record(),
         },
         "variants": [
             {

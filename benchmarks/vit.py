@@ -55,6 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ylg.attention import YLGSelfAttention
+from ylg.runtime.machine import machine_record
 
 RESULTS = Path(__file__).parent / "results"
 PATTERNS = ("dense", "ylg", "neighborhood")
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
                 "split": split,
                 "command": "python benchmarks/vit.py " + " ".join(sys.argv[1:]),
                 "torch": torch.__version__,
+                "machine": machine_record(),
                 "runs": runs,
             }
             atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
