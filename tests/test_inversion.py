@@ -76,6 +76,23 @@ def test_saliency_maps_are_per_head_distributions_matching_d_forward():
     assert not torch.allclose(maps[:, 0], maps[:, 1])
 
 
+def test_mask_only_saliency_is_uniform_attention_inside_the_mask():
+    from ylg.attention.analysis import mask_only_saliency
+
+    G, D = tiny_models()
+    _, _, x = targets(G, n=2)
+    rel = mask_only_saliency(D, x, normalization="relative")
+    assert torch.allclose(rel, torch.ones_like(rel))  # 1 = uniform within the mask, by def.
+    code = mask_only_saliency(D, x, normalization="code", heads=[1])
+    masks = D.attention.masks(16, 16).float()  # [heads, Nq, Nk]
+    p = masks / masks.sum(-1, keepdim=True)  # uniform weights inside each query's mask
+    ref = p.sum(1) / masks.sum(1).clamp_min(1)  # [heads, Nk]: the code normalization
+    torch.testing.assert_close(code[0, 0], ref[1].view(8, 8))
+    assert torch.equal(code[0], code[1])  # the same map for every image
+    learned = saliency_maps(D, x, normalization="code") / mask_only_saliency(D, x)
+    assert not torch.allclose(learned, torch.ones_like(learned))  # live attention adds
+
+
 def test_project_saliency_nearest_and_mean_one():
     maps = torch.zeros(1, 2, 2, 2)
     maps[0, 0, 0, 1] = 1.0  # all mass on key cell (0, 1)

@@ -40,6 +40,7 @@ __all__ = [
     "attention_masks",
     "attention_probs",
     "head_names",
+    "mask_only_saliency",
     "median_cross_correlation",
     "project_saliency",
     "require_attention",
@@ -237,6 +238,30 @@ def project_saliency(maps: Tensor, size: tuple[int, int], mean_one: bool = True)
         total = up.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)  # [B, M, 1, 1]
         up = up * (size[0] * size[1] / total)
     return up
+
+
+def mask_only_saliency(
+    D: nn.Module,
+    images: Tensor,
+    *,
+    normalization: str = "code",
+    heads: Sequence[int] | None = None,
+) -> Tensor:
+    """The saliency maps D's attention would give if it had learned nothing: each head's
+    probabilities replaced by uniform weights inside its mask (``mask / mask.sum(-1)``), then
+    :func:`saliency_from_probs` as :func:`saliency_maps` does -> ``[B, heads, hk, wk]`` (the
+    same map for every image). ``saliency_maps(...) / mask_only_saliency(...)`` is what the
+    learned attention adds over its mask."""
+    attention = require_attention(D)
+    _check_normalization(normalization)
+    with torch.no_grad():
+        features = D.features(images)  # [B, C, h, w]
+        probs, key_grid = attention_probs(D, features)  # [B, heads, Nq, Nk]
+        masks = attention_masks(attention, probs, tuple(features.shape[-2:]))  # [heads, Nq, Nk]
+        m = masks.float()
+        uniform = (m / m.sum(-1, keepdim=True).clamp_min(1)).expand_as(probs)  # [B, heads, Nq, Nk]
+        maps = saliency_from_probs(uniform, key_grid, normalization, masks)
+    return select_heads(maps, heads)
 
 
 def median_cross_correlation(maps: Tensor) -> float:
