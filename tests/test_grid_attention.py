@@ -445,7 +445,7 @@ def test_grid_pattern_panels_are_grid_mask_rows(tmp_path):
     assert out.stat().st_size > 1000
 
 
-@pytest.mark.parametrize("backend", ["reference", "blocks"])
+@pytest.mark.parametrize("backend", ["reference", "blocks", "flex"])
 @pytest.mark.parametrize("extra", [0, 1])
 def test_a_non_finite_key_or_value_reaches_exactly_the_queries_that_see_it(backend, extra):
     """One NaN key row and one inf value entry: a query whose mask includes the bad key gets
