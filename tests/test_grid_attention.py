@@ -550,3 +550,15 @@ def test_self_attention_refuses_is_causal_and_bad_masks():
         m(x, attn_mask=torch.ones(5, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="leave a query with no key"):
         m(x, attn_mask=torch.zeros(16, 16, dtype=torch.bool))
+
+
+def test_huge_finite_values_are_not_taken_for_non_finite_ones():
+    """The fast check sums k and v; a sum that overflows must not put NaN anywhere."""
+    torch.manual_seed(0)
+    q = torch.randn(1, 2, 16, 4)
+    k = torch.randn(1, 2, 16, 4)
+    v = torch.full((1, 2, 16, 4), 3e38)  # finite, but their sum overflows float32
+    out = grid_attention(q, k, v, grid=(4, 4), pattern="ylg", backend="blocks")
+    assert torch.isfinite(out).all()
+    ref = grid_attention(q, k, v / 1e30, grid=(4, 4), pattern="ylg", backend="blocks") * 1e30
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=0)

@@ -58,11 +58,16 @@ def isolate_non_finite(q, k, v, layout: HeadLayout, run):
     are replaced by 0 for the call, then a query whose mask includes a key with a non-finite
     entry in k gets NaN in its whole output row (and probability row), and one whose mask
     includes a non-finite value entry gets NaN in that channel. Finite inputs (the usual case)
-    cost one ``isfinite`` pass over k and v; the repair builds the dense mask columns of the
-    bad keys only.
+    cost one summing pass over k and v (a sum that overflows only sends a finite input down
+    the repair path, which then changes nothing); the repair reads the bad keys' columns of the
+    layout's dense mask (built once per layout and cached: O(heads x Nq x Nk) bools).
     """
+    with torch.no_grad():  # NaN and inf propagate through a sum: one fast pass each
+        suspect = not bool(torch.isfinite(k.sum(dtype=torch.float32) + v.sum(dtype=torch.float32)))
+    if not suspect:
+        return run(q, k, v)
     finite_k, finite_v = torch.isfinite(k), torch.isfinite(v)
-    if bool(finite_k.all()) and bool(finite_v.all()):
+    if bool(finite_k.all()) and bool(finite_v.all()):  # the sum overflowed: all finite
         return run(q, k, v)
     out, probs = run(q, k.where(finite_k, 0), v.where(finite_v, 0))
     bad_k = ~finite_k.all(-1)  # [B, h, Nk]
