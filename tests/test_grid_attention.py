@@ -557,7 +557,7 @@ def test_huge_finite_values_are_not_taken_for_non_finite_ones():
     torch.manual_seed(0)
     q = torch.randn(1, 2, 16, 4)
     k = torch.randn(1, 2, 16, 4)
-    v = torch.full((1, 2, 16, 4), 3e38)  # finite, but their sum overflows float32
+    v = torch.full((1, 2, 16, 4), 1e37)  # finite, but their sum (128 entries) overflows
     out = grid_attention(q, k, v, grid=(4, 4), pattern="ylg", backend="blocks")
     assert torch.isfinite(out).all()
     ref = grid_attention(q, k, v / 1e30, grid=(4, 4), pattern="ylg", backend="blocks") * 1e30
