@@ -100,7 +100,17 @@ def main(argv=None) -> int:
         },
         "rows": [],
     }
+    if Path(args.out).is_file():  # resumable: rows already scored at this budget are kept
+        old = json.loads(Path(args.out).read_text())
+        if (
+            old["protocol"].get("step") == args.step
+            and old["protocol"]["reference"] == (out["protocol"]["reference"])
+        ):
+            out["rows"] = old["rows"]
+    done = {(r["variant"], r["seed"]) for r in out["rows"]}
     for variant, seed, path in args.runs:
+        if (variant, seed) in done:
+            continue
         file = checkpoint_of(path, args.step)
         t = time.perf_counter()
         m = load_models(file)
@@ -117,6 +127,8 @@ def main(argv=None) -> int:
         atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
         print(f"{variant} seed {seed} step {m.step}: FID {values['fid']:.2f} "
               f"KID x1e3 {1e3 * values['kid']:.2f}", flush=True)  # fmt: skip
+    out["summary"] = summary(out["rows"]) if len(out["rows"]) > 1 else None
+    atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
     s = out["summary"]
     if s:
         for metric, scale in (("fid", 1.0), ("kid", 1e3)):
