@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     print("real vs real:", json.dumps(floor), flush=True)
     out: dict = {
         "protocol": {
-            "reference": f"{ref.source}: {ref.n} images at 32 px ({ref.extractor})",
+            "reference": f"{args.data}: {ref.n} images at 32 px ({ref.extractor})",
             "n_generated": args.n,
             "bootstrap": args.bootstrap,
             "gan_test": f"CNN trained on {n_tr} real training images (85%), 10 epochs; "
