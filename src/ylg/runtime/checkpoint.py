@@ -94,6 +94,28 @@ def load_checkpoint(
     return ckpt
 
 
+def plain_numpy_state(state: tuple) -> dict:
+    """``numpy.random.get_state()`` as tensors and plain types (loads without pickle)."""
+    kind, keys, pos, has_gauss, cached = state
+    return {
+        "kind": str(kind),
+        "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)),  # uint32 [624]
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def plain_python_state(state: tuple) -> dict:
+    """``random.getstate()`` as tensors and plain types (625 values < 2**32)."""
+    version, mt, gauss_next = state
+    return {
+        "version": int(version),
+        "state": torch.tensor(mt, dtype=torch.int64),
+        "gauss_next": None if gauss_next is None else float(gauss_next),
+    }
+
+
 def _first_line(err: Exception) -> str:
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     reason = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), None)
@@ -119,21 +141,9 @@ def upgrade_checkpoint(
         raise ValueError(f"{file} is not a ylg training checkpoint")
     rng = ckpt.get("rng", {})
     if isinstance(rng.get("numpy"), tuple):
-        kind, keys, pos, has_gauss, cached = rng["numpy"]
-        rng["numpy"] = {
-            "kind": str(kind),
-            "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        }
+        rng["numpy"] = plain_numpy_state(rng["numpy"])
     if isinstance(rng.get("python"), tuple):
-        version, mt, gauss_next = rng["python"]
-        rng["python"] = {
-            "version": int(version),
-            "state": torch.tensor(mt, dtype=torch.int64),
-            "gauss_next": None if gauss_next is None else float(gauss_next),
-        }
+        rng["python"] = plain_python_state(rng["python"])
     ckpt["format"] = FORMAT
     ckpt.setdefault("precision", "fp32")
     target = Path(out) if out is not None else file

@@ -12,28 +12,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from ylg.runtime.checkpoint import plain_numpy_state, plain_python_state
+
 __all__ = ["rng_state", "set_rng_state"]
 
 
 def rng_state() -> dict[str, Any]:
     """Every global RNG's state as tensors and plain types (a checkpoint must load with
     ``torch.load(weights_only=True)``: no numpy objects, nothing pickled)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, mt, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {
-            "kind": str(kind),
-            "keys": torch.from_numpy(keys.astype(np.int64)),  # uint32 [624]
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "python": {
-            "version": int(version),
-            "state": torch.tensor(mt, dtype=torch.int64),  # 625 values < 2**32
-            "gauss_next": None if gauss_next is None else float(gauss_next),
-        },
+        "numpy": plain_numpy_state(np.random.get_state()),
+        "python": plain_python_state(random.getstate()),
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
