@@ -345,7 +345,9 @@ def save(path: Path, rows: list[dict], meta: dict) -> None:
     old = json.loads(path.read_text()) if path.exists() else {"rows": [], "runs": []}
     keep = {tuple(json.dumps(r[k]) for k in KEY) for r in rows}
     merged = [r for r in old["rows"] if tuple(json.dumps(r[k]) for k in KEY) not in keep] + rows
-    runs = [*old.get("runs", []), meta]
+    run_id = meta["machine_record"]["run_id"]  # saved after every case: one entry per run
+    runs = [r for r in old.get("runs", []) if r.get("machine_record", {}).get("run_id") != run_id]
+    runs.append(meta)
     atomic_write_text(path, json.dumps({"rows": merged, "runs": runs}, indent=1) + "\n")
 
 
@@ -392,6 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         print("flex skipped: PyTorch's CPU FlexAttention has no backward", file=sys.stderr)
     configs = configurations(args)
     results, rows = {}, []
+    meta = describe(args)
     for c in configs:
         for method in methods:
             cfg = dict(
@@ -423,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
                         "threads": r["threads"],
                     }
                 )
-    meta = describe(args)
+                save(args.json, rows, meta)  # a killed run keeps the cases it finished
     print(
         f"\n{meta['machine']}; torch {meta['torch']}; pattern {args.pattern}, B={args.batch}, "
         f"heads={args.heads}, {args.dtype}; median of up to {args.reps} fwd+bwd calls\n"

@@ -68,8 +68,9 @@ from ylg.inversion import initial_latents, invert, psnr, ssim
 from ylg.inversion.losses import original_heads
 from ylg.metrics.quantize import to_uint8
 from ylg.models.loading import load_for_inference
-from ylg.models.pretrained import PRETRAINED, load_pretrained
+from ylg.models.pretrained import PRETRAINED, WEIGHTS_DIR, is_model_folder, load_pretrained
 from ylg.runtime.files import atomic_write_text
+from ylg.runtime.machine import machine_record
 
 ARMS = (
     "step0",
@@ -89,10 +90,22 @@ MAX_CORRELATION = 0.9
 
 
 def load_models(source: str, device):
-    """A shipped model by name, else a run folder / checkpoint."""
-    if source in PRETRAINED:
+    """A shipped model by name or a model folder (``ylg export``), else a run folder or
+    checkpoint."""
+    if source in PRETRAINED or is_model_folder(source):
         return load_pretrained(source, device)
     return load_for_inference(source, device=device)
+
+
+def model_hashes(source: str) -> dict | None:
+    """The SHA-256 of G and D that a shipped model or model folder's ``model.json`` records
+    (so the JSON says exactly which weights were inverted); None for a run folder."""
+    folder = WEIGHTS_DIR / source if source in PRETRAINED else Path(source)
+    meta = folder / "model.json"
+    if not meta.is_file():
+        return None
+    sha = json.loads(meta.read_text())["sha256"]
+    return {k: sha[k] for k in ("G.safetensors", "D.safetensors") if k in sha}
 
 
 def load_targets(path: str, n: int, resolution: int, seed: int = 0):
@@ -240,6 +253,24 @@ def run_arm_chunk(args, arm, seed, G, D, x, labels, idx, controls):
     return r.reconstructions.float().cpu()
 
 
+def reconstruct(args, f: Path, arm, seed, G, D, x, labels, index, controls):
+    """One chunk's reconstructions (float, CPU), the seconds they took and the device they
+    were made on: read from ``f``'s ``.rec.npz`` beside it when a ``--reconstruct-only`` run
+    left one there, else inverted now (and kept there when ``--reconstruct-only``)."""
+    kept = f.with_suffix(".rec.npz")
+    if kept.is_file():
+        z = np.load(kept)
+        return torch.from_numpy(z["rec"]), float(z["seconds"]), str(z["device"])
+    t = time.perf_counter()
+    rec = run_arm_chunk(args, arm, seed, G, D, x, labels, index, controls)
+    seconds, where = time.perf_counter() - t, str(x.device)
+    if args.reconstruct_only:
+        tmp = kept.with_name(kept.name + ".tmp.npz")
+        np.savez(tmp, rec=rec.numpy(), seconds=seconds, device=where)
+        tmp.replace(kept)
+    return rec, seconds, where
+
+
 def summarise(per_target: dict, arms: list[str]) -> dict:
     """Means, paired contrasts (per target, averaged over seeds first) and the same per seed;
     the declared primary contrast, and Holm-corrected p-values of all the others."""
@@ -344,6 +375,13 @@ def main(argv=None) -> int:
     p.add_argument("--curves-only", action="store_true")
     p.add_argument("--force", action="store_true", help="run even if the maps fail the check")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="where G and D run (cpu, cuda)")
+    p.add_argument(
+        "--reconstruct-only", action="store_true",
+        help="only invert, keeping each chunk's reconstructions in --state (no Inception): "
+        "a later run with the same --state computes the metrics, e.g. on a machine that "
+        "has the FID weights",
+    )  # fmt: skip
     p.add_argument("--state", required=True, help="folder of finished chunks (resumable)")
     p.add_argument("--out", default="benchmarks/results/inversion-trained.json")
     p.add_argument("--plot", default=None, help="forest plot of the contrasts (PNG)")
@@ -354,11 +392,12 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     state = Path(args.state)
     state.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     m = load_models(args.ylg, device)
     G, D = m.G, m.D
     x, x_u8, labels, idx = load_targets(args.targets, args.n, int(G.resolution))
-    labels = labels if G.num_classes else None
+    x = x.to(device)
+    labels = labels.to(device) if G.num_classes else None
     heads = original_heads(D.attention)
     out: dict = {"protocol": {
         "model": f"{args.ylg} (step {m.step})", "dense_model": args.sagan,
@@ -366,6 +405,9 @@ def main(argv=None) -> int:
         "class": "known (the target's label)", "seeds": args.seeds, "steps": args.steps,
         "restarts": args.restarts, "optimiser": f"Adam lr {args.lr}, no Lookahead",
         "chunk": args.chunk, "original_heads": list(heads), "threads": torch.get_num_threads(),
+        "model_sha256": model_hashes(args.ylg), "dense_model_sha256": (
+            model_hashes(args.sagan) if args.sagan else None),
+        "machine": machine_record(),
     }}  # fmt: skip
     pre = preconditions(D, x, heads)
     out["preconditions"] = pre
@@ -396,9 +438,11 @@ def main(argv=None) -> int:
         out["preconditions"]["dense-hybrid"] = preconditions(sagan.D, x, None)
     arms = [a for a in args.arms if a != "dense-hybrid" or "dense-hybrid" in controls]
 
-    from ylg import metrics
+    dist = None
+    if not args.reconstruct_only:
+        from ylg import metrics
 
-    dist = InceptionDistances(metrics.load_inception(progress=False), x_u8)
+        dist = InceptionDistances(metrics.load_inception(progress=False), x_u8)
     chunks = [list(range(s, min(s + args.chunk, args.n))) for s in range(0, args.n, args.chunk)]
     per_target = {
         a: {m_: np.full((len(args.seeds), args.n), np.nan) for m_ in METRICS} for a in arms
@@ -411,18 +455,26 @@ def main(argv=None) -> int:
                     / f"seed{seed}-{arm}-chunk{ci}-of{args.chunk}-{args.steps}x{args.restarts}.json"
                 )
                 if not f.is_file():
-                    t = time.perf_counter()
-                    rec = run_arm_chunk(args, arm, seed, G, D, x, labels, index, controls)
+                    rec, seconds, where = reconstruct(
+                        args, f, arm, seed, G, D, x, labels, index, controls
+                    )
+                    if args.reconstruct_only:
+                        print(f"seed {seed} {arm} chunk {ci}: {seconds:.1f} s on {where} "
+                              f"(total {time.perf_counter() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
+                        continue
                     row = chunk_metrics(rec, x, index, dist)
-                    row["seconds"] = time.perf_counter() - t
+                    row.update(seconds=seconds, device=where)
                     atomic_write_text(f, json.dumps(row) + "\n")
                     np.save(f.with_suffix(".npy"), to_uint8(rec).numpy())
-                    print(f"seed {seed} {arm} chunk {ci}: {row['seconds']:.0f} s, pool dist "
+                    print(f"seed {seed} {arm} chunk {ci}: {seconds:.0f} s, pool dist "
                           f"{np.mean(row['inception_dist']):.2f} (total "
                           f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
                 row = json.loads(f.read_text())
                 for m_ in METRICS:
                     per_target[arm][m_][si, index] = row[m_]
+    if args.reconstruct_only:
+        atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
+        return 0
     out.update(summarise(per_target, arms))
     out["per_target"] = {a: {m_: v.tolist() for m_, v in d.items()} for a, d in per_target.items()}
     out["protocol"]["seconds_total_this_call"] = time.perf_counter() - t0
