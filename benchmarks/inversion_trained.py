@@ -459,8 +459,9 @@ def main(argv=None) -> int:
                         args, f, arm, seed, G, D, x, labels, index, controls
                     )
                     if args.reconstruct_only:
+                        total = time.perf_counter() - t0
                         print(f"seed {seed} {arm} chunk {ci}: {seconds:.1f} s on {where} "
-                              f"(total {time.perf_counter() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
+                              f"(total {total:.0f} s)", file=sys.stderr)  # fmt: skip
                         continue
                     row = chunk_metrics(rec, x, index, dist)
                     row.update(seconds=seconds, device=where)
