@@ -21,11 +21,14 @@ import json
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+from safetensors.torch import load_file
 from scipy import stats as scipy_stats
 
 from ylg import metrics
+from ylg.models.loading import build_models
 from ylg.models.pretrained import load_models
 from ylg.runtime.files import atomic_write_text, file_digest
 from ylg.runtime.machine import machine_record
@@ -37,6 +40,23 @@ def parse_run(text: str) -> tuple[str, int, str]:
         return variant, int(seed), path
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not VARIANT:SEED:PATH") from None
+
+
+def generator_only(path: Path):
+    """G of a model folder that holds only ``G.safetensors`` and ``model.json`` (how seed runs
+    come back from a GPU session: FID and KID need no D), its SHA-256 checked against
+    ``model.json``; None for anything else."""
+    meta_path = path / "model.json"
+    if not (meta_path.is_file() and (path / "G.safetensors").is_file()):
+        return None
+    if (path / "D.safetensors").is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if file_digest(path / "G.safetensors") != meta["sha256"]["G.safetensors"]:
+        raise SystemExit(f"{path / 'G.safetensors'} does not match {meta_path}")
+    G, _ = build_models(meta["config"], meta["num_classes"], device="cpu")
+    G.load_state_dict(load_file(path / "G.safetensors"))
+    return SimpleNamespace(G=G.eval(), step=int(meta["step"]), config=meta["recipe"])
 
 
 def checkpoint_of(path: str, step: int | None) -> Path:
@@ -113,7 +133,7 @@ def main(argv=None) -> int:
             continue
         file = checkpoint_of(path, args.step)
         t = time.perf_counter()
-        m = load_models(file)
+        m = generator_only(file) or load_models(file)
         values = metrics.evaluate_generator(
             m.G, n=args.n, reference=ref, metrics=("fid", "kid"), inception=inception,
             kid_subset_size=min(1000, args.n, args.ref_n), seed=0, progress=False,

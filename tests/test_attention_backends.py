@@ -205,23 +205,47 @@ gpu = pytest.mark.skipif(not CUDA, reason="needs CUDA")
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["ylg", "strided", "dense", "mixed"])
 @pytest.mark.parametrize("grids", GRIDS[:4], ids=lambda g: f"{g[0][0]}x{g[0][1]}")
 def test_cuda_float32_matches_reference(backend, layout, grids):
+    """Both sides run in float32 on the GPU with different summation orders: on an H200 one
+    element of dq in 16,384 differed by 1.1e-5 (relative 2e-4, a value near cancellation),
+    so the bound is 1e-4; a wrong mask or gradient is off by O(1)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     lay = build_layout(layout, 8, *grids).to("cuda")
     q, k, v = _inputs(2, 8, lay.num_queries, lay.num_keys, d=16, dv=16, device="cuda")
     want = _run(q, k, v, lay, "reference")
-    _assert_same(_run(q, k, v, lay, backend), want)
+    _assert_same(_run(q, k, v, lay, backend), want, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("backend", ["blocks", "flex"])
-def test_cuda_bfloat16_close_to_float32_reference(backend):
-    """bf16 keeps 8 significant bits (relative step 2**-8 ~ 0.004); outputs are convex mixes of
-    O(1) values and logits are O(sqrt(d)), so errors of a few 1e-2 are rounding, not bugs."""
-    lay = build_layout("ylg", 8, (32, 32), (16, 16)).to("cuda")
-    q, k, v = _inputs(2, 8, lay.num_queries, lay.num_keys, d=16, dv=16, device="cuda")
-    want = _run(q, k, v, lay, "reference")
+def _relative_errors(got, want) -> list[float]:
+    """||got - want|| / ||want|| of the output and of dq, dk, dv."""
+    pairs = [(got[0], want[0]), *zip(got[2], want[2])]
+    return [float((a.double() - b.double()).norm() / b.double().norm()) for a, b in pairs]
+
+
+@pytest.mark.parametrize(
+    "device, backend",
+    [
+        ("cpu", "blocks"),
+        pytest.param("cuda", "blocks", marks=[pytest.mark.gpu, gpu]),
+        pytest.param("cuda", "flex", marks=[pytest.mark.gpu, gpu]),
+    ],
+)
+def test_bfloat16_as_accurate_as_dense_bfloat16(device, backend):
+    """In bf16 (8 significant bits) single elements of a gradient can be far off in relative
+    terms (on an H200 one dq element in 262,144 was off by 0.05-0.07, relative 0.7-2.0), so
+    elementwise bounds test luck. The whole tensors are compared instead, against the float64
+    answer: each backend's relative error (output, dq, dk, dv) is at most three times that of
+    the dense masked softmax run in bf16 on the same inputs, and below 3% (a wrong mask is off
+    by ~100%). On the CPU, ``blocks`` measured 1.0x (out, dq), 1.4x (dk) and 1.8x (dv) the
+    dense error: its dk and dv are summed over blocks in bf16."""
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    lay = build_layout("ylg", 8, (32, 32), (16, 16)).to(device)
+    q, k, v = _inputs(2, 8, lay.num_queries, lay.num_keys, d=16, dv=16, device=device)
+    exact = _run(*(t.detach().double().requires_grad_() for t in (q, k, v)), lay, "reference")
     q2, k2, v2 = (t.detach().bfloat16().requires_grad_() for t in (q, k, v))
-    got = _run(q2, k2, v2, lay, backend)
-    got = (got[0].float(), None, tuple(g.float() for g in got[2]))
-    _assert_same(got, want, atol=5e-2, rtol=5e-2)
+    dense = _relative_errors(_run(q2, k2, v2, lay, "reference"), exact)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flex outside torch.compile
+        got = _relative_errors(_run(q2, k2, v2, lay, backend), exact)
+    for name, e, d in zip(("out", "dq", "dk", "dv"), got, dense):
+        assert e <= 3 * d + 1e-4 and e < 0.03, f"{name}: {backend} {e:.2e}, dense bf16 {d:.2e}"
