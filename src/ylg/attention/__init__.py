@@ -16,7 +16,8 @@ from ylg.attention.diffusers_processor import YLGJointAttnProcessor
 from ylg.attention.flex_export import flex_block_mask, mask_mod
 from ylg.attention.functional import choose_backend, masked_attention
 from ylg.attention.grid import GRID_PATTERNS, grid_attention, grid_head_specs, grid_mask
-from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout, head_specs
+from ylg.attention.heads import head_specs
+from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout
 from ylg.attention.module import YLGAttention2d, YLGSelfAttention
 
 __all__ = [

@@ -45,7 +45,7 @@ from ylg.attention.grid_config import (
     pattern_specs,
     validate,
 )
-from ylg.attention.layouts import FULL
+from ylg.attention.heads import FULL
 
 FlexMaskMod = Callable[..., torch.Tensor]
 

@@ -8,15 +8,8 @@ attention over small blocks, scatter back) for the fast backend, and materialise
 ``return_attention``). A plain boolean tensor is accepted too (:meth:`HeadLayout.from_masks`);
 it has no block structure.
 
-Named layouts (the ``layout=`` argument of :class:`ylg.attention.YLGAttention2d`):
-
-- ``dense``: every query sees every key (SAGAN), any number of heads;
-- ``ylg``: 8 heads, RTL step 0, RTL step 1, RTL step 0, RTL step 1, LTR step 0, LTR step 1,
-  LTR step 0, LTR step 1 (the head order of the original code);
-- ``strided``: 8 heads, the full-information strided pattern's 2 steps, 4 times;
-- a list of entries, each a pattern name (its 2 steps as 2 consecutive heads), a
-  ``(name, step)`` pair (one head) or ``"dense"`` (one head that sees every key);
-- an explicit boolean tensor ``[heads, Nq, Nk]``.
+Named layouts (the ``layout=`` argument of :class:`ylg.attention.YLGAttention2d`) and their
+per-head specs: :mod:`ylg.attention.heads`.
 """
 
 from __future__ import annotations
@@ -27,78 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ylg import patterns
-from ylg.patterns import PATTERNS as PATTERN_NAMES
-
-NAMED_LAYOUTS = ("dense", "ylg", "strided")
-FULL = "dense"  # the head spec of a head that sees every key
-
-# A head spec: FULL, or (pattern name, step).
-HeadSpec = str | tuple[str, int]
-
-
-def head_specs(layout: str | Sequence | torch.Tensor, heads: int) -> tuple[HeadSpec, ...] | None:
-    """The per-head pattern steps of a named layout or list; ``None`` for an explicit tensor.
-
-    Raises ``ValueError`` naming the layout when it is unknown or gives a number of heads other
-    than ``heads``.
-    """
-    if isinstance(layout, torch.Tensor):
-        if layout.dtype != torch.bool or layout.dim() != 3 or layout.shape[0] != heads:
-            raise ValueError(
-                f"layout tensor must be a bool tensor [heads={heads}, Nq, Nk], got dtype "
-                f"{layout.dtype} and shape {tuple(layout.shape)}"
-            )
-        return None
-    if isinstance(layout, str):
-        if layout == "dense":
-            return (FULL,) * heads
-        if layout == "ylg":
-            specs = [("rtl", 0), ("rtl", 1)] * 2 + [("ltr", 0), ("ltr", 1)] * 2
-        elif layout == "strided":
-            specs = [("strided_fi", 0), ("strided_fi", 1)] * 4
-        else:
-            raise ValueError(
-                f"layout={layout!r} is not known; use one of {', '.join(NAMED_LAYOUTS)}, a list "
-                f"of pattern names ({', '.join(PATTERN_NAMES)}) or a bool tensor [heads, Nq, Nk]"
-            )
-        if heads != len(specs):
-            raise ValueError(
-                f"layout={layout!r} has {len(specs)} heads, got heads={heads}; use heads="
-                f"{len(specs)} or layout='dense' for any number of heads"
-            )
-        return tuple(specs)
-    specs = expand_specs(layout)
-    if len(specs) != heads:
-        raise ValueError(
-            f"layout={list(layout)!r} gives {len(specs)} heads (a pattern name counts 2), "
-            f"got heads={heads}"
-        )
-    return specs
-
-
-def expand_specs(entries: Sequence) -> tuple[HeadSpec, ...]:
-    """The per-head specs of a list layout (a pattern name gives its 2 steps as 2 heads);
-    raises ``ValueError`` naming an unknown entry."""
-    specs: list[HeadSpec] = []
-    for entry in entries:
-        if isinstance(entry, str) and entry == FULL:
-            specs.append(FULL)
-        elif isinstance(entry, str) and entry in PATTERN_NAMES:
-            specs += [(entry, 0), (entry, 1)]
-        elif (
-            isinstance(entry, (tuple, list))
-            and len(entry) == 2
-            and entry[0] in PATTERN_NAMES
-            and entry[1] in (0, 1)
-        ):
-            specs.append((str(entry[0]), int(entry[1])))
-        else:
-            raise ValueError(
-                f"layout entry {entry!r} is not known; each entry is a pattern name "
-                f"({', '.join(PATTERN_NAMES)}) giving its 2 steps as 2 heads, a (name, step) "
-                f"pair with step 0 or 1, or 'dense'"
-            )
-    return tuple(specs)
+from ylg.attention.heads import FULL, HeadSpec, head_specs
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,8 @@ from ylg.attention.grid import (
     grid_layout,
     grid_mask,
 )
-from ylg.attention.layouts import PATTERN_NAMES, HeadLayout, head_specs
+from ylg.attention.heads import PATTERN_NAMES, head_specs
+from ylg.attention.layouts import HeadLayout
 from ylg.patterns import CURVES, QUERY_LAYOUTS
 from ylg.runtime.spectral_norm import spectral_norm
 
@@ -50,7 +51,7 @@ class YLGAttention2d(nn.Module):
         channels: C, divisible by ``8 * heads``.
         heads: number of heads; ``ylg`` and ``strided`` need 8.
         layout: ``dense``, ``ylg``, ``strided``, a list of pattern names / ``(name, step)``
-            pairs, or a bool tensor ``[heads, Nq, Nk]`` (see :mod:`ylg.attention.layouts`).
+            pairs, or a bool tensor ``[heads, Nq, Nk]`` (see :mod:`ylg.attention.heads`).
         curve: how the 2-D grid is enumerated for the 1-D patterns: ``esa``, ``raster`` (the
             "YLG - No ESA" ablation) or ``hilbert``.
         query_layout: how the query grid is matched to the smaller key grid when pooling:

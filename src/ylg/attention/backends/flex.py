@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from ylg import patterns
-from ylg.attention.layouts import FULL, HeadLayout
+from ylg.attention.heads import FULL
+from ylg.attention.layouts import HeadLayout
 
 
 def available(device: torch.device) -> bool:
