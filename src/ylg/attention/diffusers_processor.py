@@ -46,7 +46,9 @@ import math
 import torch
 
 from ylg import patterns
-from ylg.attention.grid import DEFAULT_RADIUS, GRID_BACKENDS, grid_attention, grid_head_specs
+from ylg.attention.grid import grid_attention
+from ylg.attention.grid_spec import DEFAULT_RADIUS, GRID_BACKENDS
+from ylg.attention.heads import grid_head_specs
 
 
 class YLGJointAttnProcessor:

@@ -12,13 +12,14 @@ text tokens in front) instead of :func:`ylg.attention.grid_attention`:
 - :func:`flex_block_mask` returns ``(block_mask, q_order, k_order)``. In raster order the YLG
   masks touch nearly every 128 x 128 tile, so FlexAttention would skip nothing; the block mask
   is over **reordered** tokens: global tokens first, then queries by the curve position of their
-  mask row and keys by their own curve position (for RTL / LTR heads the summary keys, the
-  first and last cell of each block, go last, as in :mod:`ylg.attention.backends.flex`);
-  ``neighborhood`` keeps raster order (its windows are already a band there: a block of
-  queries covering a few rows reads those rows plus ``radius`` rows on each side; a Hilbert
-  order visits more blocks, measured on 16 x 16 with blocks of 16). ``q[:, :, q_order]``
-  puts raster-ordered queries into that order, and
-  ``out.index_select(2, torch.argsort(q_order))`` puts the output back.
+  mask row and keys by their own curve position (for RTL / LTR / fixed heads the summary keys,
+  the first and last cell of each block, go last); ``neighborhood`` keeps raster order
+  (:mod:`ylg.attention.flex_rules` says why). ``q[:, :, q_order]`` puts raster-ordered queries
+  into that order, and ``out.index_select(2, torch.argsort(q_order))`` puts the output back.
+
+These are the same ``mask_mod``, orders and block mask that ``grid_attention(...,
+backend="flex")`` runs: both read them from the cached :class:`~ylg.attention.plan.AttentionPlan`
+of the pattern (:func:`ylg.attention.plan.grid_plan`).
 
 Usage (see docs/attention.md)::
 
@@ -30,57 +31,13 @@ Usage (see docs/attention.md)::
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import torch
 
-from ylg import patterns
-from ylg.attention.grid_config import (
-    DEFAULT_RADIUS,
-    NEIGHBORHOOD,
-    Pattern,
-    check_device,
-    grid_head_specs,
-    pattern_specs,
-    validate,
-)
-from ylg.attention.layouts import FULL
-
-FlexMaskMod = Callable[..., torch.Tensor]
-
-
-def _grid_rule(pattern, grid, key_grid, heads, curve, radius, query_layout, stride, device):
-    """``rule(h, qg, kg)`` over grid indices (raster, no global tokens) of every head."""
-    hk, wk = key_grid
-    n = hk * wk
-    specs = grid_head_specs(pattern, heads)
-    if pattern == NEIGHBORHOOD:  # grid.neighborhood_blocks: the key cell under the query
-        rows = patterns.query_rows(key_grid, grid, "colocate").to(device)  # [H*W]
-        q_row, q_col = rows // wk, rows % wk  # [H*W]
-
-        def window(h, qg, kg):
-            near_r = (q_row[qg] - torch.div(kg, wk, rounding_mode="floor")).abs() <= radius
-            near_c = (q_col[qg] - kg % wk).abs() <= radius
-            return near_r & near_c & (h >= 0)  # every head; h in the shape, as grid_mask's
-
-        return window
-    qpos, kpos = patterns._grid_positions(key_grid, grid, curve, query_layout)  # [H*W], [h*w]
-    qpos, kpos = qpos.to(device), kpos.to(device)
-    terms = []
-    for spec in sorted(set(specs), key=str):
-        member = torch.tensor([s == spec for s in specs], dtype=torch.bool, device=device)
-        rule = None if spec == FULL else patterns.mask_mod(spec[0], spec[1], n, stride)
-        terms.append((member, rule))  # member: [heads], which heads use this spec
-
-    def from_rules(h, qg, kg):
-        allowed = None
-        for member, rule in terms:
-            term = member[h] if rule is None else member[h] & rule(qpos[qg], kpos[kg])
-            allowed = term if allowed is None else allowed | term
-        return allowed
-
-    return from_rules
+from ylg.attention.checks import check_device
+from ylg.attention.flex_rules import FlexMaskMod
+from ylg.attention.grid_spec import DEFAULT_RADIUS, grid_spec
+from ylg.attention.heads import Pattern, expand_specs
+from ylg.attention.plan import device_key, grid_plan
 
 
 def mask_mod(
@@ -105,23 +62,18 @@ def mask_mod(
     are clamped, never read out of bounds. ``device``: where its small tables live (the
     device of the index tensors it will be called with).
     """
-    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout)
-    pattern, grid, key_grid, heads, e, radius = args
-    device = check_device(device)
-    if stride is None:
-        stride = math.isqrt(key_grid[0] * key_grid[1])
-    rule = _grid_rule(pattern, grid, key_grid, heads, curve, radius, query_layout, stride, device)
-    last_q, last_k = grid[0] * grid[1] - 1, key_grid[0] * key_grid[1] - 1
-
-    def grid_mask_mod(b, h, q_idx, kv_idx):
-        qg = (q_idx - e).clamp(0, last_q)  # grid index of the query (global rows: any)
-        kg = (kv_idx - e).clamp(0, last_k)
-        allowed = rule(h, qg, kg)
-        if e:
-            allowed = allowed | (q_idx < e) | (kv_idx < e)  # global rows and columns
-        return allowed
-
-    return grid_mask_mod
+    spec = grid_spec(
+        pattern,
+        grid,
+        heads=heads,
+        key_grid=key_grid,
+        curve=curve,
+        extra_tokens=extra_tokens,
+        radius=radius,
+        query_layout=query_layout,
+        stride=stride,
+    )
+    return grid_plan(spec, device_key(check_device(device))).mask_mod
 
 
 def flex_orders(
@@ -135,28 +87,21 @@ def flex_orders(
     stride: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q_order [Nq], k_order [Nk])``: the raster index of the i-th reordered query / key
-    (global tokens first, then the grid tokens along the curve; module docstring)."""
-    specs = pattern_specs(pattern)  # an explicit list, else None
-    heads = 1 if specs is None else len(specs)
-    args = validate(
-        pattern, grid, heads, key_grid, curve, extra_tokens, DEFAULT_RADIUS, query_layout
+    (global tokens first, then the grid tokens along the curve; module docstring). The order
+    does not depend on the number of heads: a named pattern is resolved for one head."""
+    heads = 1 if isinstance(pattern, str) else len(expand_specs(pattern))
+    spec = grid_spec(
+        pattern,
+        grid,
+        heads=heads,
+        key_grid=key_grid,
+        curve=curve,
+        extra_tokens=extra_tokens,
+        query_layout=query_layout,
+        stride=stride,
     )
-    pattern, grid, key_grid, _, e, _ = args
-    hk, wk = key_grid
-    n = hk * wk
-    front = torch.arange(e)
-    if pattern == NEIGHBORHOOD:  # raster order: the windows are a band
-        return torch.arange(e + grid[0] * grid[1]), torch.arange(e + n)
-    qpos, _ = patterns._grid_positions(key_grid, grid, curve, query_layout)  # [H*W]
-    q_grid = torch.argsort(qpos, stable=True)  # [H*W]
-    position = torch.arange(n)  # curve positions
-    names = {spec[0] for spec in (specs or grid_head_specs(pattern, 2)) if spec != FULL}
-    if names and names <= {"ltr", "rtl"}:
-        s = stride or math.isqrt(n)
-        summary = (position % s == 0) | (position % s == s - 1) | (position == n - 1)
-        position = position[torch.argsort(summary.long() * n + position)]  # summaries last
-    k_grid = patterns.enumerate_grid(hk, wk, curve)[position]  # [h*w] raster indices
-    return torch.cat([front, q_grid + e]), torch.cat([front, k_grid + e])
+    q_order, k_order = grid_plan(spec).flex_orders
+    return q_order.clone(), k_order.clone()
 
 
 def flex_block_mask(
@@ -181,11 +126,9 @@ def flex_block_mask(
     ``grid_mask(...)[:, q_order][:, :, k_order]``. ``q_order`` ``[Nq]`` and ``k_order``
     ``[Nk]`` are LongTensors on ``device`` (see :func:`flex_orders`). ``compile`` is
     ``create_block_mask``'s ``_compile`` (on CUDA, for large grids: it avoids building the
-    dense mask in memory).
+    dense mask in memory). The block mask is the cached plan's (one per block size).
     """
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    raster = mask_mod(
+    spec = grid_spec(
         pattern,
         grid,
         heads=heads,
@@ -195,34 +138,10 @@ def flex_block_mask(
         radius=radius,
         query_layout=query_layout,
         stride=stride,
-        device=device,
     )
-    q_order, k_order = flex_orders(
-        pattern,
-        grid,
-        key_grid=key_grid,
-        curve=curve,
-        extra_tokens=extra_tokens,
-        query_layout=query_layout,
-        stride=stride,
-    )
-    q_order, k_order = q_order.to(device), k_order.to(device)
-    nq, nk = q_order.numel(), k_order.numel()
-
-    def reordered(b, h, q_idx, kv_idx):
-        return raster(b, h, q_order[q_idx.clamp(max=nq - 1)], k_order[kv_idx.clamp(max=nk - 1)])
-
-    block_mask = create_block_mask(
-        reordered,
-        B=None,
-        H=heads,
-        Q_LEN=nq,
-        KV_LEN=nk,
-        device=device,
-        BLOCK_SIZE=block_size,
-        _compile=compile,
-    )
-    return block_mask, q_order, k_order
+    plan = grid_plan(spec, device_key(check_device(device)))
+    q_order, k_order = plan.flex_orders
+    return plan.block_mask(block_size, compile), q_order.clone(), k_order.clone()
 
 
 __all__ = ["flex_block_mask", "flex_orders", "mask_mod"]

@@ -4,16 +4,20 @@ Shapes: q ``[B, heads, Nq, D]``, k ``[B, heads, Nk, D]``, v ``[B, heads, Nk, Dv]
 is a bool tensor ``[heads, Nq, Nk]`` (``masks[h, i, j]``: query i of head h may attend key j)
 or a :class:`ylg.attention.HeadLayout`, which also carries the block structure that the fast
 backend needs. Logits are not scaled by ``1/sqrt(D)`` unless ``scale`` says so (SAGAN).
+
+Both ``masked_attention`` and :func:`ylg.attention.grid_attention` end in :func:`run_plan`:
+the backend reads the :class:`~ylg.attention.plan.AttentionPlan` of the call and nothing else.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 
-from ylg.attention.backends import BACKENDS
+from ylg.attention.backends import BACKENDS, blocks, flex, reference
 from ylg.attention.layouts import HeadLayout
+from ylg.attention.plan import AttentionPlan, layout_plan
+
+_BACKEND_MODULES = {"reference": reference, "blocks": blocks, "flex": flex}
 
 
 def masked_attention(
@@ -35,21 +39,40 @@ def masked_attention(
     or a query whose mask row is all False.
     """
     layout = masks if isinstance(masks, HeadLayout) else HeadLayout.from_masks(masks)
-    _check_shapes(q, k, v, layout)
+    check_shapes(q, k, v, layout)
     name = choose_backend(q, layout, return_attention) if backend in (None, "auto") else backend
     if name not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not known; use one of {', '.join(BACKENDS)}")
-    module = importlib.import_module(f"ylg.attention.backends.{name}")
-    layout = layout.to(q.device)
+    plan = layout_plan(layout.to(q.device))
+    return run_plan(q, k, v, plan, name, scale=scale, return_attention=return_attention)
+
+
+def run_plan(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    plan: AttentionPlan,
+    backend: str,
+    *,
+    scale: float,
+    return_attention: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Run ``backend`` (a name, not ``auto``) on ``plan`` (on q's device, shapes checked).
+
+    ``flex`` with ``return_attention`` is served by ``blocks`` (FlexAttention does not return
+    the probabilities)."""
+    if backend == "flex" and return_attention:
+        backend = "blocks"
+    module = _BACKEND_MODULES[backend]
 
     def run(q, k, v):
-        return module.attention(q, k, v, layout, scale=scale, return_attention=return_attention)
+        return module.attention(q, k, v, plan, scale=scale, return_attention=return_attention)
 
-    out, probs = isolate_non_finite(q, k, v, layout, run)
+    out, probs = isolate_non_finite(q, k, v, plan, run)
     return (out, probs) if return_attention else out
 
 
-def isolate_non_finite(q, k, v, layout: HeadLayout, run):
+def isolate_non_finite(q, k, v, plan: AttentionPlan, run):
     """``run(q, k, v) -> (out, probs | None)`` with each non-finite key or value kept to the
     queries whose mask includes it, on every backend.
 
@@ -60,7 +83,7 @@ def isolate_non_finite(q, k, v, layout: HeadLayout, run):
     includes a non-finite value entry gets NaN in that channel. Finite inputs (the usual case)
     cost one summing pass over k and v (a sum that overflows only sends a finite input down
     the repair path, which then changes nothing); the repair reads the bad keys' columns of the
-    layout's dense mask (built once per layout and cached: O(heads x Nq x Nk) bools).
+    plan's dense mask (built once per plan and cached: O(heads x Nq x Nk) bools).
     """
     with torch.no_grad():  # NaN and inf propagate through a sum: one fast pass each
         suspect = not bool(torch.isfinite(k.sum(dtype=torch.float32) + v.sum(dtype=torch.float32)))
@@ -73,7 +96,7 @@ def isolate_non_finite(q, k, v, layout: HeadLayout, run):
     bad_k = ~finite_k.all(-1)  # [B, h, Nk]
     bad_v = ~finite_v  # [B, h, Nk, Dv]
     cols = (bad_k | bad_v.any(-1)).flatten(0, 1).any(0).nonzero().squeeze(1)  # [J]
-    sees = layout.masks.to(q.device)[:, :, cols]  # [h, Nq, J]: query sees bad key
+    sees = plan.mask.to(q.device)[:, :, cols]  # [h, Nq, J]: query sees bad key
     row_nan = (sees[None] & bad_k[:, :, None, cols]).any(-1)  # [B, h, Nq]
     chan_nan = torch.matmul(sees[None].float(), bad_v[:, :, cols].float()) > 0  # [B, h, Nq, Dv]
     nan = torch.tensor(float("nan"), dtype=out.dtype, device=out.device)
@@ -89,7 +112,9 @@ def isolate_non_finite(q, k, v, layout: HeadLayout, run):
 SMALL = 2**20
 
 
-def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool = False) -> str:
+def choose_backend(
+    q: torch.Tensor, layout: HeadLayout | AttentionPlan, return_attention: bool = False
+) -> str:
     """What ``backend="auto"`` runs.
 
     - ``reference`` when ``B * heads * Nq * Nk <= SMALL`` (2**20, e.g. batch 8 of 8 heads at
@@ -108,7 +133,8 @@ def choose_backend(q: torch.Tensor, layout: HeadLayout, return_attention: bool =
     return "reference" if logits <= SMALL else "blocks"
 
 
-def _check_shapes(q, k, v, layout: HeadLayout) -> None:
+def check_shapes(q, k, v, layout: HeadLayout | AttentionPlan) -> None:
+    """q, k, v are 4-D and fit each other and the ``[heads, Nq, Nk]`` of ``layout``."""
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(
             f"q, k, v must be 4-D [B, heads, N, D], got shapes {tuple(q.shape)}, "

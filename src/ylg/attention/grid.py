@@ -29,7 +29,12 @@ Patterns and the head-assignment rule (head ``i`` of ``heads``):
   baseline; NATTEN shifts border windows instead of clipping them).
 
 ``pattern`` may also be an explicit per-head list in ``YLGAttention2d``'s layout syntax
-(:mod:`ylg.attention.grid_config`); ``YLGAttention2d`` passes its heads that way.
+(:mod:`ylg.attention.heads`); ``YLGAttention2d`` passes its heads that way.
+
+One road: every function here checks and resolves its arguments once into a
+:class:`~ylg.attention.grid_spec.GridSpec` and fetches that spec's cached
+:class:`~ylg.attention.plan.AttentionPlan` (:func:`ylg.attention.plan.grid_plan`); the
+backends read the plan.
 
 The 1-D patterns are placed on the grid by ``curve`` (``esa``, ``raster``, ``hilbert``) with
 stride ``stride`` (default ``isqrt(h * w)``): see ``ylg.patterns.grid_masks``.
@@ -37,8 +42,8 @@ stride ``stride`` (default ``isqrt(h * w)``): see ``ylg.patterns.grid_masks``.
 Backends of :func:`grid_attention`:
 
 - ``reference``: the dense masked softmax over :func:`grid_mask`'s mask (the oracle).
-- ``blocks``: the block-sparse backend of :mod:`ylg.attention.backends.blocks` on a
-  :class:`~ylg.attention.HeadLayout` of the pattern, every case (any grid, heads, pooling,
+- ``blocks``: the block-sparse backend of :mod:`ylg.attention.backends.blocks` on the
+  plan's :class:`~ylg.attention.HeadLayout` of the pattern, every case (any grid, heads, pooling,
   global tokens, head dim, float32 / bfloat16 / float64, with autograd). Global tokens are
   exact, not approximated: the global query rows are one more bucket (one unmasked block over
   all keys), and the global keys are appended to the key set of every block of the grid rows,
@@ -53,96 +58,17 @@ Backends of :func:`grid_attention`:
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 
 import torch
 
-from ylg import patterns
-from ylg.attention import flex_export
-from ylg.attention.backends import flex as flex_backend
-from ylg.attention.functional import SMALL, isolate_non_finite, masked_attention
-from ylg.attention.grid_config import (
-    DEFAULT_RADIUS,
-    GRID_BACKENDS,
-    GRID_PATTERNS,
-    NEIGHBORHOOD,
-    Pattern,
-    check_device,
-    check_grids,
-    check_int,
-    check_options,
-    check_qkv,
-    grid_head_specs,
-    validate,
-)
-from ylg.attention.layouts import HeadGroup, HeadLayout, build_layout
-
-# ----------------------------------------------------------------------------- neighbourhood
-
-
-def neighborhood_tile(radius: int) -> int:
-    """The default tile side of :func:`neighborhood_blocks`: the smallest power of two
-    ``>= 2 * radius + 1`` (8 for NATTEN's 7 x 7). Measured on the CPU (``benchmarks/README.md``,
-    "Neighbourhood tiles"; radius 3, fwd+bwd): tiles of 8 beat tiles of 7 (the window side)
-    by 1.8x at 16 x 16, 1.2x at 32 x 32 and 1.25x at 64 x 64, and beat 4 and 16 everywhere
-    but 16 x 16 (where 16 ties); 8 divides power-of-two grids, so no tile is padded."""
-    return 1 << (2 * radius).bit_length()
-
-
-def _key_spans(cells: int, tile: int, radius: int) -> torch.Tensor:
-    """``[tiles, L]``: the key cells along one axis read by each tile of ``tile`` query cells:
-    ``L = min(tile + 2 * radius, cells)`` consecutive cells, shifted inside the axis at the
-    borders (so every key read is a real cell; the window mask still clips exactly)."""
-    length = min(tile + 2 * radius, cells)
-    tiles = -(-cells // tile)
-    start = (torch.arange(tiles) * tile - radius).clamp(0, cells - length)  # [tiles]
-    return start[:, None] + torch.arange(length)[None, :]  # [tiles, L]
-
-
-def neighborhood_blocks(
-    grid: tuple[int, int], key_grid: tuple[int, int], radius: int, tile: int | None = None
-) -> patterns.BlockLayout:
-    """The neighbourhood window as a :class:`ylg.patterns.BlockLayout`.
-
-    Queries are grouped by ``tile x tile`` tiles of the key cells under them (default
-    :func:`neighborhood_tile`); a group's keys are the tile grown by ``radius`` on every side,
-    shifted inside the grid at its borders and cut to the grid's size (:func:`_key_spans`), and
-    the mask is the window rule ``|row_k - row_q'| <= r and |col_k - col_q'| <= r`` with
-    ``(row_q', col_q')`` the key cell under the query.
-    """
-    hk, wk = key_grid
-    t = neighborhood_tile(radius) if tile is None else tile
-    rows = patterns.query_rows(key_grid, grid, "colocate")  # [Nq] key cell under each query
-    qr, qc = rows // wk, rows % wk  # [Nq]
-    tiles_c = -(-wk // t)
-    tile_of_query = (qr // t) * tiles_c + qc // t  # [Nq]
-    groups = -(-hk // t) * tiles_c
-    perm = torch.argsort(tile_of_query, stable=True)
-    counts = torch.bincount(tile_of_query, minlength=groups)
-    mq = int(counts.max())
-    starts = torch.cumsum(counts, 0) - counts  # [G]
-    slot = torch.arange(mq)  # [mq]
-    q_index = torch.where(
-        slot[None, :] < counts[:, None],
-        perm[(starts[:, None] + slot[None, :]).clamp(max=perm.numel() - 1)],
-        -1,
-    )  # [G, mq]
-
-    span_r, span_c = _key_spans(hk, t, radius), _key_spans(wk, t, radius)  # [Tr, Lr], [Tc, Lc]
-    tr = torch.arange(groups) // tiles_c  # [G]
-    tc = torch.arange(groups) % tiles_c  # [G]
-    kr = span_r[tr][:, :, None].expand(-1, -1, span_c.shape[1])  # [G, Lr, Lc]
-    kc = span_c[tc][:, None, :].expand(-1, span_r.shape[1], -1)  # [G, Lr, Lc]
-    kr, kc = kr.reshape(groups, -1), kc.reshape(groups, -1)  # [G, mk]
-    k_index = kr * wk + kc  # [G, mk], every one a real cell
-
-    q_safe = q_index.clamp(min=0)
-    mask = ((qr[q_safe][:, :, None] - kr[:, None, :]).abs() <= radius) & (
-        (qc[q_safe][:, :, None] - kc[:, None, :]).abs() <= radius
-    )  # [G, mq, mk]
-    mask &= (q_index >= 0)[:, :, None]
-    return patterns.BlockLayout(q_index, k_index, mask, int(rows.numel()), hk * wk)
-
+from ylg.attention.checks import check_device, check_qkv
+from ylg.attention.functional import check_shapes, choose_backend, run_plan
+from ylg.attention.grid_spec import DEFAULT_RADIUS, GRID_BACKENDS, GridSpec, grid_spec
+from ylg.attention.heads import GRID_PATTERNS, Pattern, grid_head_specs, head_specs
+from ylg.attention.layouts import HeadLayout
+from ylg.attention.neighborhood import neighborhood_blocks, neighborhood_tile
+from ylg.attention.plan import device_key, grid_plan
 
 # ----------------------------------------------------------------------------- layouts
 
@@ -160,163 +86,57 @@ def grid_layout(
     device: torch.device | str = "cpu",
 ) -> HeadLayout:
     """The :class:`~ylg.attention.HeadLayout` of the grid tokens alone (no global tokens), on
-    ``device``; built once per configuration and cached (do not modify it).
+    ``device``: the cached plan's (do not modify it).
 
-    1-D patterns go through :func:`ylg.attention.build_layout`; neighbourhood heads share one
-    :func:`neighborhood_blocks`.
+    1-D pattern steps come from :func:`ylg.patterns.grid_blocks`; neighbourhood heads share
+    one :func:`ylg.attention.neighborhood.neighborhood_blocks`.
     """
-    args = validate(pattern, grid, heads, key_grid, curve, 0, radius, query_layout)
-    pattern, grid, key_grid, heads, _, radius = args
-    device = check_device(device)
-    where = "cpu" if device.type == "cpu" else str(device)
-    return _plan(
-        pattern, grid, heads, key_grid, curve, 0, radius, query_layout, stride, where
-    ).grid_layout
-
-
-def _new_layout(pattern, grid, heads, key_grid, curve, radius, query_layout, stride) -> HeadLayout:
-    """Build :func:`grid_layout`'s layout (uncached)."""
-    check_options(pattern, curve)
-    grid, key_grid = check_grids(grid, key_grid)
-    radius = check_int("radius", radius, 0)
-    specs = grid_head_specs(pattern, heads)
-    if pattern != NEIGHBORHOOD:
-        return build_layout(
-            list(specs),
-            heads,
-            grid,
-            key_grid,
-            curve=curve,
-            query_layout=query_layout,
-            stride=stride,
-        )
-    blocks = neighborhood_blocks(grid, key_grid, radius)
-    out = HeadLayout(
-        heads,
-        grid[0] * grid[1],
-        key_grid[0] * key_grid[1],
-        groups=(HeadGroup(tuple(range(heads)), blocks),),
-        query_grid=grid,
-        key_grid=key_grid,
-    )
-    out.validate()
-    return out
-
-
-def _with_global_keys(blocks: patterns.BlockLayout, extra: int) -> patterns.BlockLayout:
-    """``blocks`` over all ``extra + Nq`` queries and ``extra + Nk`` keys (grid indices shifted
-    by ``extra``), with the ``extra`` global keys in every group.
-
-    (Padding each group's keys to a multiple of 8 was tried and dropped: in an interleaved A/B
-    at 64 x 64 it was 4-7% slower than the unpadded 65 / 128 keys.)
-    """
-    g, mq = blocks.q_index.shape
-    front = torch.arange(extra).expand(g, extra)  # [G, E]
-    k_index = torch.cat([front, torch.where(blocks.k_index >= 0, blocks.k_index + extra, -1)], 1)
-    valid = (blocks.q_index >= 0)[:, :, None].expand(g, mq, extra)  # [G, mq, E]
-    mask = torch.cat([valid, blocks.mask], dim=-1)  # [G, mq, E + mk]
-    q_index = torch.where(blocks.q_index >= 0, blocks.q_index + extra, -1)
-    return patterns.BlockLayout(
-        q_index, k_index, mask, blocks.num_queries + extra, blocks.num_keys + extra
-    )
-
-
-def _global_rows(extra: int, num_queries: int, num_keys: int) -> patterns.BlockLayout:
-    """The global tokens' query rows: one group of ``extra`` queries over every key."""
-    return patterns.BlockLayout(
-        torch.arange(extra)[None],
-        torch.arange(num_keys)[None],
-        torch.ones(1, extra, num_keys, dtype=torch.bool),
-        num_queries,
-        num_keys,
-    )
-
-
-class _GridPlan:
-    """Everything one grid configuration needs, built once (per device) and cached.
-
-    ``rows``: a structured layout of all queries ``[E + H*W]`` over all keys ``[E + h*w]``
-    (each head group in two parts: the global rows over every key, and the grid rows' blocks
-    with the global keys in every block); ``full``: a layout over all queries and keys when
-    every head is dense. ``mask()``: the dense ``[heads, Nq, Nk]`` mask of :func:`grid_mask`.
-    """
-
-    def __init__(self, layout: HeadLayout, extra: int) -> None:
-        self.grid_layout = layout
-        self.extra = extra
-        self.heads = layout.num_heads
-        self.num_queries = extra + layout.num_queries
-        self.num_keys = extra + layout.num_keys
-        self.full = None
-        if layout.full:
-            group = HeadGroup(tuple(range(self.heads)), None)
-            self.full = HeadLayout(self.heads, self.num_queries, self.num_keys, groups=(group,))
-        if extra == 0:
-            self.rows = layout
-        else:  # global query rows and grid rows as two parts of each head group
-            top = _global_rows(extra, self.num_queries, self.num_keys)
-            groups = tuple(
-                HeadGroup(g.heads, (top, _with_global_keys(g.blocks, extra)))
-                for g in layout.groups
-                if g.blocks is not None
-            ) + tuple(HeadGroup(g.heads, None) for g in layout.groups if g.blocks is None)
-            self.rows = HeadLayout(self.heads, self.num_queries, self.num_keys, groups=groups)
-        self._dense: HeadLayout | None = None
-
-    def to(self, device: str) -> _GridPlan:
-        out = _GridPlan.__new__(_GridPlan)
-        out.__dict__.update(self.__dict__)
-        out.grid_layout = self.grid_layout.to(device)
-        out.rows = self.rows.to(device)
-        out.full = None if self.full is None else self.full.to(device)
-        out._dense = None
-        return out
-
-    def mask(self) -> torch.Tensor:
-        grid = self.grid_layout.masks  # [heads, H*W, h*w]
-        if self.extra == 0:
-            return grid
-        out = torch.ones(
-            self.heads, self.num_queries, self.num_keys, dtype=torch.bool, device=grid.device
-        )
-        out[:, self.extra :, self.extra :] = grid
-        return out
-
-    def dense(self) -> HeadLayout:
-        """A plain-mask layout of :meth:`mask` (for the reference backend)."""
-        if self._dense is None:
-            self._dense = self.full or HeadLayout(
-                self.heads, self.num_queries, self.num_keys, masks=self.mask()
-            )
-        return self._dense
-
-
-@functools.lru_cache(maxsize=32)
-def _plan(pattern, grid, heads, key_grid, curve, extra, radius, query_layout, stride, device):
-    """The cached :class:`_GridPlan` of a configuration on ``device`` (built on the CPU)."""
-    if device != "cpu":
-        args = (pattern, grid, heads, key_grid, curve, extra, radius, query_layout, stride)
-        return _plan(*args, "cpu").to(device)
-    layout = _new_layout(pattern, grid, heads, key_grid, curve, radius, query_layout, stride)
-    return _GridPlan(layout, extra)
-
-
-@functools.lru_cache(maxsize=32)
-def _flex_plan(pattern, grid, heads, key_grid, curve, extra, radius, query_layout, stride, device):
-    """``(q_order, k_order, q_inverse, block_mask)`` of a configuration for ``flex``."""
-    block_mask, q_order, k_order = flex_export.flex_block_mask(
+    spec = grid_spec(
         pattern,
         grid,
         heads=heads,
         key_grid=key_grid,
         curve=curve,
-        extra_tokens=extra,
         radius=radius,
         query_layout=query_layout,
         stride=stride,
-        device=device,
     )
-    return q_order, k_order, torch.argsort(q_order), block_mask
+    return grid_plan(spec, device_key(check_device(device))).grid_layout
+
+
+def build_layout(
+    layout: str | Sequence | torch.Tensor,
+    heads: int,
+    query_grid: tuple[int, int],
+    key_grid: tuple[int, int],
+    *,
+    curve: str = "esa",
+    query_layout: str = "colocate",
+    stride: int | None = None,
+) -> HeadLayout:
+    """The :class:`HeadLayout` of a :class:`~ylg.attention.YLGAttention2d` ``layout`` (a named
+    layout, a list or a bool tensor, :mod:`ylg.attention.heads`) for a query grid and a key
+    grid (rows, cols): the cached plan's, on the CPU (do not modify it).
+
+    Pattern steps come from :func:`ylg.patterns.grid_blocks` (and so equal
+    :func:`ylg.patterns.grid_masks` step by step); heads that use the same step share one
+    block structure. Raises ``ValueError`` when a query may attend to no key.
+    """
+    nq = query_grid[0] * query_grid[1]
+    nk = key_grid[0] * key_grid[1]
+    specs = head_specs(layout, heads)
+    if specs is None:
+        if tuple(layout.shape[1:]) != (nq, nk):
+            raise ValueError(
+                f"layout tensor has shape {tuple(layout.shape)} but the query grid {query_grid} "
+                f"and key grid {key_grid} need [{heads}, {nq}, {nk}]"
+            )
+        out = HeadLayout(heads, nq, nk, masks=layout, query_grid=query_grid, key_grid=key_grid)
+        out.validate()
+        return out
+    grids = (tuple(query_grid), tuple(key_grid))
+    spec = GridSpec(specs, *grids, curve=curve, query_layout=query_layout, stride=stride)
+    return grid_plan(spec).grid_layout
 
 
 # ----------------------------------------------------------------------------- public API
@@ -343,12 +163,18 @@ def grid_mask(
     (window ``2 * radius + 1``); ``curve``, ``query_layout`` and ``stride`` place the 1-D
     patterns (``ylg.patterns.grid_masks``). Every row has at least one True entry.
     """
-    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout)
-    pattern, grid, key_grid, heads, extra_tokens, radius = args
-    plan = _plan(
-        pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride, "cpu"
+    spec = grid_spec(
+        pattern,
+        grid,
+        heads=heads,
+        key_grid=key_grid,
+        curve=curve,
+        extra_tokens=extra_tokens,
+        radius=radius,
+        query_layout=query_layout,
+        stride=stride,
     )
-    return plan.mask().clone()
+    return grid_plan(spec).mask.clone()
 
 
 def grid_attention(
@@ -377,53 +203,47 @@ def grid_attention(
     ``1 / sqrt(D)``. ``backend``: ``reference``, ``blocks``, ``flex`` or ``auto`` / ``None``
     (see the module docstring); every backend computes exactly the dense masked softmax,
     forward and backward (``flex``: forward only on CPU). ``pattern``: a name of
-    ``GRID_PATTERNS`` or an explicit per-head list (:mod:`ylg.attention.grid_config`).
+    ``GRID_PATTERNS`` or an explicit per-head list (:mod:`ylg.attention.heads`).
     """
     if backend is None:
         backend = "auto"
     if backend not in GRID_BACKENDS:
         raise ValueError(f"backend={backend!r} is not known; use one of {', '.join(GRID_BACKENDS)}")
     check_qkv(q, k, v)
-    heads = q.shape[1]
-    args = validate(pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout)
-    pattern, grid, key_grid, heads, extra_tokens, radius = args
-    nq = extra_tokens + grid[0] * grid[1]
-    nk = extra_tokens + key_grid[0] * key_grid[1]
-    if q.shape[2] != nq or k.shape[2] != nk:
+    spec = grid_spec(
+        pattern,
+        grid,
+        heads=q.shape[1],
+        key_grid=key_grid,
+        curve=curve,
+        extra_tokens=extra_tokens,
+        radius=radius,
+        query_layout=query_layout,
+        stride=stride,
+    )
+    if q.shape[2] != spec.num_queries or k.shape[2] != spec.num_keys:
         raise ValueError(
-            f"grid={grid}, key_grid={key_grid} and extra_tokens={extra_tokens} need Nq={nq} "
-            f"queries and Nk={nk} keys, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+            f"grid={spec.grid}, key_grid={spec.key_grid} and extra_tokens={spec.extra_tokens} "
+            f"need Nq={spec.num_queries} queries and Nk={spec.num_keys} keys, got q "
+            f"{tuple(q.shape)} and k {tuple(k.shape)}"
         )
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    device = str(q.device) if q.device.type != "cpu" else "cpu"
-    plan = _plan(
-        pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride, device
-    )
+    plan = grid_plan(spec, device_key(q.device))
+    check_shapes(q, k, v, plan)
     if backend == "auto":
-        backend = "reference" if q.shape[0] * heads * nq * nk <= SMALL else "blocks"
-    if backend == "reference":
-        return masked_attention(
-            q, k, v, plan.dense(), "reference", scale=scale, return_attention=return_attention
-        )
-    layout = plan.full or plan.rows
-    if backend == "flex" and not return_attention:  # probabilities come from ``blocks``
-        args = (pattern, grid, heads, key_grid, curve, extra_tokens, radius, query_layout, stride)
-        flex_args = _flex_plan(*args, device)
-
-        def run(q, k, v):
-            return flex_backend.run(q, k, v, *flex_args, scale=scale), None
-
-        return isolate_non_finite(q, k, v, layout, run)[0]
-    return masked_attention(
-        q, k, v, layout, "blocks", scale=scale, return_attention=return_attention
-    )
+        backend = choose_backend(q, plan, return_attention)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return run_plan(q, k, v, plan, backend, scale=scale, return_attention=return_attention)
 
 
 __all__ = [
+    "DEFAULT_RADIUS",
+    "GRID_BACKENDS",
     "GRID_PATTERNS",
+    "build_layout",
     "grid_attention",
     "grid_head_specs",
     "grid_layout",
     "grid_mask",
     "neighborhood_blocks",
+    "neighborhood_tile",
 ]

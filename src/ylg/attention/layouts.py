@@ -1,104 +1,28 @@
-"""Head layouts: which keys each attention head's queries may see.
+"""Head layouts: which keys each attention head's queries may see, with the block structure.
 
 A :class:`HeadLayout` is what :func:`ylg.attention.masked_attention` takes as ``masks`` when
-the caller knows the sparsity structure. It groups the heads that share one pattern step,
-keeps the block structure of each group (a :class:`ylg.patterns.BlockLayout`: gather, dense
-attention over small blocks, scatter back) for the fast backend, and materialises the dense
-``[heads, Nq, Nk]`` boolean masks only when a backend asks for them (the reference backend, or
-``return_attention``). A plain boolean tensor is accepted too (:meth:`HeadLayout.from_masks`);
-it has no block structure.
+the caller knows the sparsity structure. It groups the heads that share one mask, keeps the
+block structure of each group (a :class:`ylg.patterns.BlockLayout`: gather, dense attention
+over small blocks, scatter back) for the fast backend, and materialises the dense
+``[heads, Nq, Nk]`` boolean masks only when asked (``masks``). A plain boolean tensor is
+accepted too (:meth:`HeadLayout.from_masks`); it has no block structure.
 
-Named layouts (the ``layout=`` argument of :class:`ylg.attention.YLGAttention2d`):
-
-- ``dense``: every query sees every key (SAGAN), any number of heads;
-- ``ylg``: 8 heads, RTL step 0, RTL step 1, RTL step 0, RTL step 1, LTR step 0, LTR step 1,
-  LTR step 0, LTR step 1 (the head order of the original code);
-- ``strided``: 8 heads, the full-information strided pattern's 2 steps, 4 times;
-- a list of entries, each a pattern name (its 2 steps as 2 consecutive heads), a
-  ``(name, step)`` pair (one head) or ``"dense"`` (one head that sees every key);
-- an explicit boolean tensor ``[heads, Nq, Nk]``.
+A layout is data: what the heads may see. What the backends read is the
+:class:`ylg.attention.plan.AttentionPlan` around it (its dense mask, the block backend's
+gather indices, FlexAttention's token orders and block mask). The layouts of grid patterns
+are built by the plan (:func:`ylg.attention.build_layout`, :func:`ylg.attention.grid.grid_layout`)
+and carry their :class:`~ylg.attention.grid_spec.GridSpec`, so a layout passed back to
+``masked_attention`` finds the same cached plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from ylg import patterns
-from ylg.patterns import PATTERNS as PATTERN_NAMES
-
-NAMED_LAYOUTS = ("dense", "ylg", "strided")
-FULL = "dense"  # the head spec of a head that sees every key
-
-# A head spec: FULL, or (pattern name, step).
-HeadSpec = str | tuple[str, int]
-
-
-def head_specs(layout: str | Sequence | torch.Tensor, heads: int) -> tuple[HeadSpec, ...] | None:
-    """The per-head pattern steps of a named layout or list; ``None`` for an explicit tensor.
-
-    Raises ``ValueError`` naming the layout when it is unknown or gives a number of heads other
-    than ``heads``.
-    """
-    if isinstance(layout, torch.Tensor):
-        if layout.dtype != torch.bool or layout.dim() != 3 or layout.shape[0] != heads:
-            raise ValueError(
-                f"layout tensor must be a bool tensor [heads={heads}, Nq, Nk], got dtype "
-                f"{layout.dtype} and shape {tuple(layout.shape)}"
-            )
-        return None
-    if isinstance(layout, str):
-        if layout == "dense":
-            return (FULL,) * heads
-        if layout == "ylg":
-            specs = [("rtl", 0), ("rtl", 1)] * 2 + [("ltr", 0), ("ltr", 1)] * 2
-        elif layout == "strided":
-            specs = [("strided_fi", 0), ("strided_fi", 1)] * 4
-        else:
-            raise ValueError(
-                f"layout={layout!r} is not known; use one of {', '.join(NAMED_LAYOUTS)}, a list "
-                f"of pattern names ({', '.join(PATTERN_NAMES)}) or a bool tensor [heads, Nq, Nk]"
-            )
-        if heads != len(specs):
-            raise ValueError(
-                f"layout={layout!r} has {len(specs)} heads, got heads={heads}; use heads="
-                f"{len(specs)} or layout='dense' for any number of heads"
-            )
-        return tuple(specs)
-    specs = expand_specs(layout)
-    if len(specs) != heads:
-        raise ValueError(
-            f"layout={list(layout)!r} gives {len(specs)} heads (a pattern name counts 2), "
-            f"got heads={heads}"
-        )
-    return specs
-
-
-def expand_specs(entries: Sequence) -> tuple[HeadSpec, ...]:
-    """The per-head specs of a list layout (a pattern name gives its 2 steps as 2 heads);
-    raises ``ValueError`` naming an unknown entry."""
-    specs: list[HeadSpec] = []
-    for entry in entries:
-        if isinstance(entry, str) and entry == FULL:
-            specs.append(FULL)
-        elif isinstance(entry, str) and entry in PATTERN_NAMES:
-            specs += [(entry, 0), (entry, 1)]
-        elif (
-            isinstance(entry, (tuple, list))
-            and len(entry) == 2
-            and entry[0] in PATTERN_NAMES
-            and entry[1] in (0, 1)
-        ):
-            specs.append((str(entry[0]), int(entry[1])))
-        else:
-            raise ValueError(
-                f"layout entry {entry!r} is not known; each entry is a pattern name "
-                f"({', '.join(PATTERN_NAMES)}) giving its 2 steps as 2 heads, a (name, step) "
-                f"pair with step 0 or 1, or 'dense'"
-            )
-    return tuple(specs)
+from ylg.attention.grid_spec import GridSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,23 +51,14 @@ class HeadGroup:
         return HeadGroup(self.heads, parts if isinstance(self.blocks, tuple) else parts[0])
 
 
-@dataclass(frozen=True)
-class PatternInfo:
-    """How a structured layout was built: enough to rebuild any head's rule (FlexAttention)."""
-
-    specs: tuple[HeadSpec, ...]  # per head
-    curve: str
-    query_layout: str
-    stride: int | None
-
-
 class HeadLayout:
     """The masks of every head of an attention call, with their block structure when known.
 
     ``groups`` partitions the heads; each :class:`HeadGroup` has the block structure of its
     mask (or ``None``: the heads see every key). ``masks`` gives the dense ``[heads, Nq, Nk]``
     tensor, built on first use and cached. Layouts made from a plain tensor have
-    ``groups = None``. Backends keep per-layout preparations in ``cache``.
+    ``groups = None``. ``spec``: the :class:`~ylg.attention.grid_spec.GridSpec` of the grid
+    pattern it was built from (``None`` for hand-made layouts and plain tensors).
     """
 
     def __init__(
@@ -156,7 +71,7 @@ class HeadLayout:
         masks: torch.Tensor | None = None,
         query_grid: tuple[int, int] | None = None,
         key_grid: tuple[int, int] | None = None,
-        pattern: PatternInfo | None = None,
+        spec: GridSpec | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         if (groups is None) == (masks is None):
@@ -167,9 +82,10 @@ class HeadLayout:
         self.groups = groups
         self.query_grid = query_grid
         self.key_grid = key_grid
-        self.pattern = pattern
+        self.spec = spec
         self._masks = masks
-        self.cache: dict = {}
+        # The plan of a layout without a spec, memoised by ylg.attention.plan.layout_plan.
+        self._plan = None
         if device is None:
             device = masks.device if masks is not None else _groups_device(groups)
         self.device = torch.device(device)
@@ -233,7 +149,7 @@ class HeadLayout:
                 groups=groups,
                 query_grid=self.query_grid,
                 key_grid=self.key_grid,
-                pattern=self.pattern,
+                spec=self.spec,
                 device=device,
             )
             out._masks = masks
@@ -303,65 +219,3 @@ def _groups_device(groups) -> torch.device:
         if group.blocks is not None:
             return group.parts[0].mask.device
     return torch.device("cpu")
-
-
-def build_layout(
-    layout: str | Sequence | torch.Tensor,
-    heads: int,
-    query_grid: tuple[int, int],
-    key_grid: tuple[int, int],
-    *,
-    curve: str = "esa",
-    query_layout: str = "colocate",
-    stride: int | None = None,
-) -> HeadLayout:
-    """The :class:`HeadLayout` of ``layout`` for a query grid and a key grid (rows, cols).
-
-    Pattern steps come from :func:`ylg.patterns.grid_blocks` (and so equal
-    :func:`ylg.patterns.grid_masks` step by step); heads that use the same step share one
-    block structure. Raises ``ValueError`` when a query may attend to no key.
-    """
-    nq = query_grid[0] * query_grid[1]
-    nk = key_grid[0] * key_grid[1]
-    specs = head_specs(layout, heads)
-    if specs is None:
-        if tuple(layout.shape[1:]) != (nq, nk):
-            raise ValueError(
-                f"layout tensor has shape {tuple(layout.shape)} but the query grid {query_grid} "
-                f"and key grid {key_grid} need [{heads}, {nq}, {nk}]"
-            )
-        out = HeadLayout(heads, nq, nk, masks=layout, query_grid=query_grid, key_grid=key_grid)
-        out.validate()
-        return out
-
-    by_spec: dict[HeadSpec, list[int]] = {}
-    for h, spec in enumerate(specs):
-        by_spec.setdefault(spec, []).append(h)
-    groups = []
-    for spec, hs in by_spec.items():
-        if spec == FULL:
-            blocks = None
-        else:
-            name, step = spec
-            blocks = patterns.grid_blocks(
-                name,
-                step,
-                key_grid,
-                query_grid,
-                curve=curve,
-                query_layout=query_layout,
-                stride=stride,
-            )
-        groups.append(HeadGroup(tuple(hs), blocks))
-    info = PatternInfo(specs, curve, query_layout, stride)
-    out = HeadLayout(
-        heads,
-        nq,
-        nk,
-        groups=tuple(groups),
-        query_grid=query_grid,
-        key_grid=key_grid,
-        pattern=info,
-    )
-    out.validate()
-    return out

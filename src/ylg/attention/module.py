@@ -16,15 +16,10 @@ from torch import nn
 
 from ylg.attention.backends import BACKENDS
 from ylg.attention.functional import masked_attention
-from ylg.attention.grid import (
-    DEFAULT_RADIUS,
-    GRID_BACKENDS,
-    GRID_PATTERNS,
-    grid_attention,
-    grid_layout,
-    grid_mask,
-)
-from ylg.attention.layouts import PATTERN_NAMES, HeadLayout, head_specs
+from ylg.attention.grid import grid_attention, grid_layout, grid_mask
+from ylg.attention.grid_spec import DEFAULT_RADIUS, GRID_BACKENDS
+from ylg.attention.heads import GRID_PATTERNS, PATTERN_NAMES, head_specs
+from ylg.attention.layouts import HeadLayout
 from ylg.patterns import CURVES, QUERY_LAYOUTS
 from ylg.runtime.spectral_norm import spectral_norm
 
@@ -50,7 +45,7 @@ class YLGAttention2d(nn.Module):
         channels: C, divisible by ``8 * heads``.
         heads: number of heads; ``ylg`` and ``strided`` need 8.
         layout: ``dense``, ``ylg``, ``strided``, a list of pattern names / ``(name, step)``
-            pairs, or a bool tensor ``[heads, Nq, Nk]`` (see :mod:`ylg.attention.layouts`).
+            pairs, or a bool tensor ``[heads, Nq, Nk]`` (see :mod:`ylg.attention.heads`).
         curve: how the 2-D grid is enumerated for the 1-D patterns: ``esa``, ``raster`` (the
             "YLG - No ESA" ablation) or ``hilbert``.
         query_layout: how the query grid is matched to the smaller key grid when pooling:
@@ -111,7 +106,7 @@ class YLGAttention2d(nn.Module):
         self.g = _sn_conv1x1(channels, channels // 2)
         self.o = _sn_conv1x1(channels // 2, channels)
         self.gamma = nn.Parameter(torch.zeros(()))
-        # Named / list layouts: the grid core's cached layouts (ylg.attention.grid). An
+        # Named / list layouts: the grid core's cached plans (ylg.attention.plan). An
         # explicit mask tensor: (H, W, device) -> HeadLayout here, deliberately not buffers.
         self._layouts: dict = {}
 
@@ -127,7 +122,7 @@ class YLGAttention2d(nn.Module):
 
     def __getstate__(self):
         # Cached layouts are rebuilt on demand; dropping them keeps copies and pickles small
-        # (and FlexAttention block masks hold closures that do not pickle).
+        # (and their plans' FlexAttention block masks hold closures that do not pickle).
         state = self.__dict__.copy()
         state["_layouts"] = {}
         return state
@@ -144,7 +139,8 @@ class YLGAttention2d(nn.Module):
         )
 
     def head_layout(self, height: int, width: int, device=None) -> HeadLayout:
-        """The :class:`HeadLayout` used for an input of ``height`` x ``width`` (cached)."""
+        """The :class:`HeadLayout` used for an input of ``height`` x ``width`` (cached: the
+        grid plan's for a named or list layout)."""
         device = torch.device("cpu") if device is None else torch.device(device)
         if self._specs is not None:
             return grid_layout(heads=self.heads, device=device, **self._grid_options(height, width))

@@ -1,6 +1,8 @@
 """The exact block-sparse backend: gather, dense attention over small blocks, scatter back.
 
-Every pattern step of a :class:`~ylg.attention.HeadLayout` comes with a
+It runs the plan's :attr:`~ylg.attention.plan.AttentionPlan.schedule`
+(:mod:`ylg.attention.block_schedule`, built once per plan). Every pattern step of a
+:class:`~ylg.attention.HeadLayout` comes with a
 :class:`ylg.patterns.BlockLayout`: groups of queries (``q_index [G, mq]``) that share a small
 set of keys (``k_index [G, mk]``), with the exact mask between them (``mask [G, mq, mk]``).
 For the YLG, strided and no-ESA layouts ``G * mq * mk`` grows as ``N sqrt N``. This backend
@@ -24,12 +26,11 @@ are scattered into a dense ``[B, heads, Nq, Nk]`` tensor (exactly zero outside t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from ylg.attention.layouts import HeadLayout
+from ylg.attention.block_schedule import Bucket
+from ylg.attention.plan import AttentionPlan
 
 # Unmasked blocks of at most this many queries (global-token rows) run as explicit matmuls:
 # CPU SDPA's flash backward over 1 query x 4097 keys (8 heads) took ~9 ms in a profile of
@@ -37,103 +38,22 @@ from ylg.attention.layouts import HeadLayout
 FEW_QUERIES = 16
 
 
-@dataclass(frozen=True)
-class _Bucket:
-    """Heads whose blocks share one shape, flattened over (head, group)."""
-
-    q_gather: torch.Tensor  # [hG * mq] indices into the (head, query) axis
-    k_gather: torch.Tensor  # [hG * mk] indices into the (head, key) axis
-    mask: torch.Tensor | None  # [hG, mq, mk] for SDPA (padding rows fixed); None = all keys
-    true_mask: torch.Tensor | None  # [hG, mq, mk], the exact mask (False on padding)
-    q_valid: torch.Tensor  # [hG * mq] bool, False on padding queries
-    groups: int  # hG
-    mq: int
-    mk: int
-    all_keys: bool = False  # group i reads every key of head i, in order (no gather needed)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    buckets: tuple[_Bucket, ...]
-    inverse: torch.Tensor  # [heads * Nq]: where each (head, query) sits in the concatenation
-
-
-def plan(layout: HeadLayout) -> _Plan:
-    """The gather / scatter indices of a structured layout (cached on the layout)."""
-    cached = layout.cache.get("blocks")
-    if cached is not None:
-        return cached
-    nq, nk = layout.num_queries, layout.num_keys
-    device = layout.device
-    shapes: dict[tuple, list] = {}
-    for group in layout.groups:
-        for b in group.parts or (None,):
-            shape = ("full",) if b is None else tuple(b.mask.shape)
-            for head in group.heads:
-                shapes.setdefault(shape, []).append((head, b))
-    buckets, offset = [], 0
-    position = torch.empty(layout.num_heads * nq, dtype=torch.long, device=device)
-    for shape, members in shapes.items():
-        if shape != ("full",) and shape[2] == nk:
-            members.sort(key=lambda m: m[0])  # by head: see all_keys below
-        if shape == ("full",):
-            heads = torch.tensor([h for h, _ in members], device=device)
-            q_gather = (heads[:, None] * nq + torch.arange(nq, device=device)).reshape(-1)
-            k_gather = (heads[:, None] * nk + torch.arange(nk, device=device)).reshape(-1)
-            valid = torch.ones(len(members) * nq, dtype=torch.bool, device=device)
-            bucket = _Bucket(q_gather, k_gather, None, None, valid, len(members), nq, nk)
-        else:
-            q_idx, k_idx, masks = [], [], []
-            for head, b in members:
-                q_idx.append(torch.where(b.q_index >= 0, head * nq + b.q_index, -1))
-                k_idx.append(head * nk + b.k_index.clamp(min=0))
-                masks.append(b.mask)
-            q_idx = torch.cat(q_idx)  # [hG, mq]
-            true_mask = torch.cat(masks)  # [hG, mq, mk]
-            # Padding query rows are all False: allow their first key so SDPA stays finite.
-            empty = ~true_mask.any(dim=-1)  # [hG, mq]
-            mask = true_mask.clone()
-            mask[..., 0] |= empty
-            valid = (q_idx >= 0).reshape(-1)
-            dims = tuple(true_mask.shape)  # (hG, mq, mk)
-            if bool(true_mask.all()):  # e.g. global-token rows: unmasked (fused) SDPA
-                mask = true_mask = None
-            k_gather = torch.cat(k_idx).reshape(-1)
-            # Parts over all keys (global-token rows), one group per head in head order: read
-            # k and v as they are instead of gathering (and scattering back) a copy of them.
-            all_keys = (
-                dims[0] == layout.num_heads
-                and dims[2] == nk
-                and bool(torch.equal(k_gather, torch.arange(k_gather.numel(), device=device)))
-            )
-            bucket = _Bucket(
-                q_idx.clamp(min=0).reshape(-1), k_gather, mask, true_mask, valid, *dims, all_keys
-            )
-        rows = bucket.q_gather[bucket.q_valid]
-        position[rows] = offset + torch.nonzero(bucket.q_valid).squeeze(1)
-        offset += bucket.q_valid.numel()
-        buckets.append(bucket)
-    result = _Plan(tuple(buckets), position)
-    layout.cache["blocks"] = result
-    return result
-
-
 def attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    layout: HeadLayout,
+    plan: AttentionPlan,
     *,
     scale: float,
     return_attention: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Exact masked attention, q ``[B, h, Nq, D]``, k ``[B, h, Nk, D]``, v ``[B, h, Nk, Dv]``
     -> ``[B, h, Nq, Dv]`` (and the dense probabilities when asked)."""
-    if not layout.structured:
-        return _masked_sdpa(q, k, v, layout.masks, scale, return_attention)
+    if not plan.structured:
+        return _masked_sdpa(q, k, v, plan.mask, scale, return_attention)
     b, h, nq, d = q.shape
     nk, dv = k.shape[2], v.shape[3]
-    p = plan(layout)
+    p = plan.schedule
     qf = q.reshape(b, h * nq, d)  # [B, h*Nq, D]
     kf = k.reshape(b, h * nk, d)  # [B, h*Nk, D]
     vf = v.reshape(b, h * nk, dv)  # [B, h*Nk, Dv]
@@ -163,7 +83,7 @@ def attention(
     return out, (dense.view(b, h, nq, nk) if return_attention else None)
 
 
-def _scatter_probs(dense, probs, bk: _Bucket, nq: int, nk: int):
+def _scatter_probs(dense, probs, bk: Bucket, nq: int, nk: int):
     """Write a bucket's block probabilities into the dense ``[B, h*Nq*Nk]`` tensor."""
     b = probs.shape[0]
     rows = bk.q_gather.view(bk.groups, bk.mq, 1)  # [hG, mq, 1] = head*Nq + q
