@@ -48,6 +48,11 @@ targets (to choose ``--steps`` where they plateau).
     python benchmarks/inversion_trained.py --ylg emoji32-ylg --sagan emoji32-sagan \\
         --targets data/openmoji32.npz --n 40 --seeds 0 1 --steps 300 --restarts 4 \\
         --state data/inv-state --out benchmarks/results/inversion-trained.json
+
+On a GPU machine without the FID weights, ``--device cuda --reconstruct-only`` only inverts,
+keeping each chunk's reconstructions (``.rec.npz``) in ``--state``; the same command without
+``--reconstruct-only`` on a machine with the weights then computes the metrics from them
+(the v2 run: ``--chunk 40``, ``--state data/inv-state-v2``).
 """
 
 from __future__ import annotations
@@ -67,8 +72,7 @@ from ylg.attention.analysis import mask_only_saliency, median_cross_correlation,
 from ylg.inversion import initial_latents, invert, psnr, ssim
 from ylg.inversion.losses import original_heads
 from ylg.metrics.quantize import to_uint8
-from ylg.models.loading import load_for_inference
-from ylg.models.pretrained import PRETRAINED, WEIGHTS_DIR, is_model_folder, load_pretrained
+from ylg.models.pretrained import PRETRAINED, WEIGHTS_DIR, load_models
 from ylg.runtime.files import atomic_write_text
 from ylg.runtime.machine import machine_record
 
@@ -87,14 +91,6 @@ CONTROLS = ("mask-only", "uniform", "shuffled", "dense-hybrid")
 PRIMARY = ("original - mask-only", "inception_dist")
 METRICS = ("inception_dist", "inception_mid", "psnr", "ssim")
 MAX_CORRELATION = 0.9
-
-
-def load_models(source: str, device):
-    """A shipped model by name or a model folder (``ylg export``), else a run folder or
-    checkpoint."""
-    if source in PRETRAINED or is_model_folder(source):
-        return load_pretrained(source, device)
-    return load_for_inference(source, device=device)
 
 
 def model_hashes(source: str) -> dict | None:
