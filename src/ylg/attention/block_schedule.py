@@ -12,7 +12,7 @@ SDPA mask (no all-masked row, no NaN); the exact mask is kept beside it for prob
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -32,6 +32,15 @@ class Bucket:
     mq: int
     mk: int
     all_keys: bool = False  # group i reads every key of head i, in order (no gather needed)
+    _biases: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """``mask`` as an additive bias ``[hG, mq, mk]`` of ``dtype`` (0 where allowed, -inf
+        elsewhere), built once per dtype: what the explicit CPU path adds to the logits."""
+        if dtype not in self._biases:
+            zeros = torch.zeros(self.mask.shape, dtype=dtype, device=self.mask.device)
+            self._biases[dtype] = zeros.masked_fill(~self.mask, float("-inf"))
+        return self._biases[dtype]
 
 
 @dataclass(frozen=True)
