@@ -11,8 +11,9 @@ For the YLG, strided and no-ESA layouts ``G * mq * mk`` grows as ``N sqrt N``. T
    ``ylg`` layout: the four step-0 heads, and the four step-1 heads);
 2. gathers each bucket's queries, keys and values with one ``index_select`` over the flattened
    ``(head, token)`` axis: ``[B, h' * G, mq, D]`` and ``[B, h' * G, mk, D]``;
-3. runs one ``F.scaled_dot_product_attention`` per bucket with the small boolean mask
-   ``[h' * G, mq, mk]`` (PyTorch's fused kernels on CPU and CUDA);
+3. runs one masked attention per bucket with the small mask ``[h' * G, mq, mk]``: on CUDA
+   ``F.scaled_dot_product_attention`` with the boolean mask, on the CPU one ``baddbmm``
+   with the mask as an additive bias, a softmax and a ``bmm`` (:func:`_biased_attention`);
 4. concatenates the buckets' outputs and gathers every ``(head, query)`` back into place.
 
 Padding queries (``q_index == -1``) get one dummy allowed key so that the softmax has no
