@@ -138,7 +138,9 @@ def main(argv=None) -> int:
             m.G, n=args.n, reference=ref, metrics=("fid", "kid"), inception=inception,
             kid_subset_size=min(1000, args.n, args.ref_n), seed=0, progress=False,
         )  # fmt: skip
-        batch = m.config.get("batch_size")
+        meta = Path(file) / "model.json"  # a model folder keeps the batch in its recipe
+        recipe = json.loads(meta.read_text())["recipe"] if meta.is_file() else m.config
+        batch = recipe.get("batch_size")
         row = {"variant": variant, "seed": seed, "run": Path(path).name, "step": m.step,
                "images_seen": m.step * batch if batch else None, **values,
                "seconds": time.perf_counter() - t}  # fmt: skip
