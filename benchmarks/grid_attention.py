@@ -64,6 +64,7 @@ KEY = (
     "batch",
     "dtype",
     "device",
+    "threads",
 )
 DEFAULT_JSON = Path(__file__).parent / "results" / "grid-attention.json"
 
@@ -424,6 +425,7 @@ def main(argv: list[str] | None = None) -> None:
                         "first_call_mb": r["first_call_mb"],
                         "reps": r["reps"],
                         "threads": r["threads"],
+                        "run_id": meta["machine_record"]["run_id"],  # ratios within one run
                     }
                 )
                 save(args.json, rows, meta)  # a killed run keeps the cases it finished
