@@ -95,11 +95,13 @@ log "training done: $(tr '\n' ' ' <"$W/logs/train-rc.txt")"
 COMMON=$($PY - "$W/runs" <<'EOF'
 import re, sys
 from pathlib import Path
-steps = []
+# the last step that every run has a checkpoint of (a run stopped by SIGTERM also keeps one
+# at its own stopping step, which the others do not have)
+common = None
 for run in sorted(Path(sys.argv[1]).iterdir()):
-    done = [int(m.group(1)) for f in run.glob("ckpt-*.pt") if (m := re.match(r"ckpt-(\d+)\.pt", f.name))]
-    steps.append(max(done) if done else 0)
-print(min(steps) if steps else 0)
+    done = {int(m.group(1)) for f in run.glob("ckpt-*.pt") if (m := re.match(r"ckpt-(\d+)\.pt", f.name))}
+    common = done if common is None else common & done
+print(max(common) if common else 0)
 EOF
 )
 log "common checkpoint step: $COMMON"
