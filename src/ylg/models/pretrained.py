@@ -42,6 +42,7 @@ __all__ = [
     "is_model_folder",
     "load_models",
     "load_pretrained",
+    "model_info",
 ]
 
 #: where the shipped model folders live
@@ -91,6 +92,20 @@ def _read_meta(meta_path: Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{meta_path} is not a ylg model folder's {META} (format {FORMAT!r})")
     return meta
+
+
+def model_info(name: str | os.PathLike, *, folder: str | os.PathLike = WEIGHTS_DIR) -> dict:
+    """What a run started from model ``name`` records of it (``--init-from``): its name,
+    step, images seen, number of classes and G's SHA-256, read from its ``model.json``."""
+    root = _model_dir(name, Path(folder))
+    meta = _read_meta(root / META)
+    return {
+        "name": meta.get("name", root.name),  # not where it lay: no machine's path
+        "step": meta.get("step"),
+        "images_seen": meta.get("images_seen"),
+        "num_classes": meta.get("num_classes"),
+        "G_sha256": meta.get("sha256", {}).get("G.safetensors"),
+    }
 
 
 def load_pretrained(
@@ -193,6 +208,11 @@ def export_model(
     _save_state(ckpt["D"], out / "D.safetensors")
     config = ckpt["config"]
     step, batch = int(ckpt["step"]), config.get("batch_size")
+    # a run started from a model folder (--init-from) adds the images that model had seen
+    init = (ckpt.get("extra") or {}).get("init")
+    images_seen = step * batch if batch else None
+    if init and images_seen is not None:
+        images_seen = images_seen + init["images_seen"] if init.get("images_seen") else None
     recipe = {k: config[k] for k in RECIPE_OPTIONS if k in config}
     if isinstance(recipe.get("data"), str):
         recipe["data"] = Path(recipe["data"]).name  # the file's name, not where it lay
@@ -203,7 +223,7 @@ def export_model(
     if card is None:
         card = CARD_SKELETON.format(
             name=name, attention=config["attention"], resolution=config["resolution"],
-            step=step, images_seen=step * batch if batch else "?", precision=precision,
+            step=step, images_seen=images_seen or "?", precision=precision,
             files="\n".join(f"| `{f}` | `{file_digest(out / f)}` |" for f in weights),
             recipe=", ".join(f"{k}={v}" for k, v in recipe.items()),
         )  # fmt: skip
@@ -216,9 +236,10 @@ def export_model(
         "class_names": ckpt.get("class_names"),
         "step": step,
         "batch_size": batch,
-        "images_seen": step * batch if batch else None,
+        "images_seen": images_seen,
         "precision": precision,
         "recipe": recipe,
+        "init_from": init or None,
         "used_ema": ema,
         "sha256": {f: file_digest(out / f) for f in (*weights, "MODEL_CARD.md")},
     }

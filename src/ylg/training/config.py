@@ -29,6 +29,14 @@ class TrainConfig:
     g_width: int = field(default=64, metadata={"help": "generator base width (gf)"})
     d_width: int = field(default=64, metadata={"help": "discriminator base width (df)"})
     z_dim: int = field(default=128, metadata={"help": "latent size"})
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "model folder or shipped model name whose G and D the run starts from "
+            "(fine-tuning: optimizers, EMA, LeCam and the step count start fresh); empty = "
+            "random weights"
+        },
+    )
     # -- data --
     data: str | None = field(
         default=None,

@@ -49,6 +49,7 @@ from ylg.training.state import (
     to_device,
 )
 from ylg.training.stats import StatsWriter, clear_logs, peak_memory_mb, reset_peak_memory
+from ylg.training.warm_start import warm_start
 
 __all__ = [
     "ARCHITECTURE_FIELDS",
@@ -109,6 +110,8 @@ def setup(
             config.save(run_dir / "config.json")
         nets = build_networks(config, data.num_classes, ctx)
         extra = {"time": 0.0, "best_fid": None}
+        if ckpt is None and config.init_from:
+            extra["init"] = warm_start(nets, config, data.num_classes)
         if ckpt is not None:
             restore(nets, ckpt, extra, stats_path=run_dir / "stats.jsonl" if ctx.main else None)
         del ckpt
