@@ -7,12 +7,11 @@ import json
 import pytest
 import torch
 
+from test_training import tiny
 from ylg.models.pretrained import export_model, load_pretrained
 from ylg.runtime.checkpoint import load_checkpoint
 from ylg.training.loop import train
 from ylg.training.warm_start import warm_start
-
-from test_training import tiny
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +40,7 @@ def test_the_run_starts_from_the_folders_G_and_D(base_folder, tmp_path):
     assert init["G_sha256"] == meta["sha256"]["G.safetensors"]
 
 
-def test_fine_tuning_trains_resumes_exactly_and_exports_the_total_images(
-    base_folder, tmp_path
-):
+def test_fine_tuning_trains_resumes_exactly_and_exports_the_total_images(base_folder, tmp_path):
     straight = tmp_path / "straight"
     train(tiny(steps=4, init_from=str(base_folder)), straight, progress=False)
     resumed = tmp_path / "resumed"

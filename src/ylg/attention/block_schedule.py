@@ -33,6 +33,14 @@ class Bucket:
     mk: int
     all_keys: bool = False  # group i reads every key of head i, in order (no gather needed)
     _biases: dict = field(default_factory=dict, compare=False, repr=False)
+    q_rows: torch.Tensor = field(init=False, repr=False)  # q_gather of the valid rows
+    q_slots: torch.Tensor | None = field(init=False, repr=False)  # their places; None: all
+
+    def __post_init__(self):
+        padded = not bool(self.q_valid.all())
+        slots = torch.nonzero(self.q_valid).squeeze(1) if padded else None
+        object.__setattr__(self, "q_slots", slots)
+        object.__setattr__(self, "q_rows", self.q_gather[self.q_valid] if padded else self.q_gather)
 
     def bias(self, dtype: torch.dtype) -> torch.Tensor:
         """``mask`` as an additive bias ``[hG, mq, mk]`` of ``dtype`` (0 where allowed, -inf

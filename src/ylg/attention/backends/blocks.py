@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ylg.attention.backends import block_kernel
 from ylg.attention.block_schedule import Bucket
 from ylg.attention.plan import AttentionPlan
 
@@ -37,6 +38,10 @@ from ylg.attention.plan import AttentionPlan
 # CPU SDPA's flash backward over 1 query x 4097 keys (8 heads) took ~9 ms in a profile of
 # the 64 x 64 grid, about a tenth of the whole call.
 FEW_QUERIES = 16
+
+#: On the CPU, run the buckets through :mod:`block_kernel` (its backward written out) where it
+#: applies; False: autograd over the gathers, the path CUDA takes (for A/B benchmarks).
+CPU_KERNEL = True
 
 
 def attention(
@@ -52,9 +57,16 @@ def attention(
     -> ``[B, h, Nq, Dv]`` (and the dense probabilities when asked)."""
     if not plan.structured:
         return _masked_sdpa(q, k, v, plan.mask, scale, return_attention)
+    p = plan.schedule
+    if (
+        CPU_KERNEL
+        and q.device.type == "cpu"
+        and not return_attention
+        and block_kernel.supports(p, FEW_QUERIES)
+    ):
+        return block_kernel.block_attention(q, k, v, p, scale), None
     b, h, nq, d = q.shape
     nk, dv = k.shape[2], v.shape[3]
-    p = plan.schedule
     qf = q.reshape(b, h * nq, d)  # [B, h*Nq, D]
     kf = k.reshape(b, h * nk, d)  # [B, h*Nk, D]
     vf = v.reshape(b, h * nk, dv)  # [B, h*Nk, Dv]

@@ -1,0 +1,185 @@
+"""`blocks` against dense SDPA, in one process, every case interleaved call by call.
+
+    python benchmarks/blocks_interleaved.py --threads 1                    # 64x64 and 128x128
+    python benchmarks/blocks_interleaved.py --grids 64x64 --reps 9 --threads 2
+
+For each grid, every (method, dtype, global tokens) case is built first, then the timed calls
+go round-robin over all of them (one call of each case per round, ``--reps`` rounds), so that
+a change of load or clock speed reaches every case alike and each ratio is formed from times
+of one run. Methods (fwd+bwd on q, k, v ``[1, 8, N, 64]``, ``ylg`` pattern, unpooled keys):
+
+- ``sdpa``: ``F.scaled_dot_product_attention`` without a mask (the dense baseline);
+- ``blocks``: ``grid_attention(..., backend="blocks")``: on the CPU its kernel with the
+  backward written out (``ylg.attention.backends.block_kernel``);
+- ``blocks-autograd``: the same backend with ``blocks.CPU_KERNEL = False``: autograd over the
+  gathers, the path CUDA takes (what the CPU ran before the kernel).
+
+Prints the medians and the ratios, and writes ``--json`` (default
+``benchmarks/results/blocks-interleaved.json``) with the machine record (CPU model and bf16
+flags, threads, torch version, run id) and every call's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ylg.attention import grid_attention
+from ylg.attention.backends import blocks
+from ylg.runtime.machine import machine_record
+
+METHODS = ("sdpa", "blocks", "blocks-autograd")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def parse_grid(text: str) -> tuple[int, int]:
+    rows, _, cols = text.partition("x")
+    try:
+        return int(rows), int(cols)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"grid {text!r} is not ROWSxCOLS (e.g. 64x64)") from None
+
+
+def make_case(method: str, grid, dtype: torch.dtype, extra: int, heads: int, d: int):
+    """A function that runs one fwd+bwd call of the case on its own inputs."""
+    n = extra + grid[0] * grid[1]
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, heads, n, d, generator=g).to(dtype).requires_grad_() for _ in "qkv")
+    if method == "sdpa":
+        fwd = F.scaled_dot_product_attention
+    else:
+
+        def fwd(q, k, v):
+            return grid_attention(
+                q, k, v, grid=grid, pattern="ylg", extra_tokens=extra, backend="blocks"
+            )
+
+    kernel = method != "blocks-autograd"
+
+    def call() -> float:
+        blocks.CPU_KERNEL = kernel
+        start = time.perf_counter()
+        out = fwd(q, k, v)
+        out.backward(torch.ones_like(out))
+        elapsed = time.perf_counter() - start
+        q.grad = k.grad = v.grad = None
+        return elapsed
+
+    return call
+
+
+def run_grid(grid, args) -> list[dict]:
+    cases = {}
+    for method, dtype, extra in itertools.product(args.methods, args.dtypes, args.extra_tokens):
+        if method == "sdpa" and extra and args.sdpa_without_global:
+            continue  # one token more changes dense SDPA's cost by 1 / N
+        call = make_case(method, grid, DTYPES[dtype], extra, args.heads, args.head_dim)
+        call()  # warm-up: the plan, kernels
+        cases[(method, dtype, extra)] = call
+    times = {key: [] for key in cases}
+    for r in range(args.reps):
+        for key, call in cases.items():
+            times[key].append(call())
+        print(f"  {grid[0]}x{grid[1]} round {r + 1}/{args.reps}", flush=True)
+    blocks.CPU_KERNEL = True
+    return [
+        {
+            "grid": f"{grid[0]}x{grid[1]}",
+            "method": m,
+            "dtype": dt,
+            "extra_tokens": e,
+            "ms": 1e3 * statistics.median(ts),
+            "calls_ms": [round(1e3 * t, 2) for t in ts],
+        }
+        for (m, dt, e), ts in times.items()
+    ]
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Ratios of medians of one run: sdpa / blocks, autograd / kernel, bf16 speed-up of
+    blocks, and the cost of the global token."""
+    ms = {(r["grid"], r["method"], r["dtype"], r["extra_tokens"]): r["ms"] for r in rows}
+    out = []
+    for grid, dtype, extra in sorted({(g, dt, e) for g, _, dt, e in ms}):
+        blk = ms.get((grid, "blocks", dtype, extra))
+        if blk is None:
+            continue
+        sdpa = ms.get((grid, "sdpa", dtype, extra)) or ms.get((grid, "sdpa", dtype, 0))
+        auto = ms.get((grid, "blocks-autograd", dtype, extra))
+
+        none = ms.get((grid, "blocks", dtype, 0))
+        fp32 = ms.get((grid, "blocks", "fp32", extra))
+        out.append(
+            {
+                "grid": grid,
+                "dtype": dtype,
+                "extra_tokens": extra,
+                "sdpa_over_blocks": sdpa / blk if sdpa else None,
+                "autograd_over_kernel": auto / blk if auto else None,
+                "global_token_cost": blk / none - 1 if extra and none else None,
+                "blocks_fp32_over_this": fp32 / blk if fp32 and dtype != "fp32" else None,
+            }
+        )
+    return out
+
+
+def fmt(x, spec=".1f", suffix="x") -> str:
+    return "-" if x is None else f"{x:{spec}}{suffix}"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grids", type=parse_grid, nargs="+", default=[(64, 64), (128, 128)])
+    ap.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["fp32", "bf16"])
+    ap.add_argument("--extra-tokens", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--head-dim", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=7, help="rounds of interleaved calls")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--sdpa-with-global",
+        dest="sdpa_without_global",
+        action="store_false",
+        help="also time dense SDPA with the global tokens (by default their rows' ratio "
+        "divides by SDPA without them: one token in N changes its cost by 1/N)",
+    )
+    ap.add_argument("--note", default="", help="free text recorded with the run (e.g. load)")
+    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/blocks-interleaved.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    record = machine_record(threads=args.threads, dtype="+".join(args.dtypes))
+    rows = []
+    for grid in args.grids:
+        rows += run_grid(grid, args)
+    rat = ratios(rows)
+    print("| grid | dtype | global | sdpa | blocks | blocks-autograd | sdpa / blocks "
+          "| autograd / kernel | global cost | bf16 speed-up |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ms = {(r["grid"], r["method"], r["dtype"], r["extra_tokens"]): r["ms"] for r in rows}
+    for r in rat:
+        g, dt, e = r["grid"], r["dtype"], r["extra_tokens"]
+        cells = [fmt(ms.get((g, m, dt, e)), ",.0f", " ms") for m in METHODS]
+        print(
+            f"| {g} | {dt} | {e} | {' | '.join(cells)} | {fmt(r['sdpa_over_blocks'])} | "
+            f"{fmt(r['autograd_over_kernel'], '.2f')} | "
+            f"{fmt(r['global_token_cost'] and 100 * r['global_token_cost'], '+.0f', '%')} | "
+            f"{fmt(r['blocks_fp32_over_this'], '.2f')} |"
+        )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in vars(args).items() if k != "json"}
+    config["grids"] = [f"{a}x{b}" for a, b in args.grids]
+    result = {"machine": record, "config": config, "rows": rows, "ratios": rat}
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

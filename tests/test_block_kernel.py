@@ -1,0 +1,108 @@
+"""The CPU kernel of the block backend (``backends/block_kernel.py``, its backward written
+out) against autograd: float64 gradcheck, the autograd path over the same blocks, the dense
+masked softmax, autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ylg.attention import grid_attention
+from ylg.attention.backends import block_kernel, blocks
+
+# (query grid, key grid, global tokens, heads): odd and non-square grids, pooled keys, global
+# tokens (their rows read every key: the all-keys bucket), batch 2 below.
+CASES = [
+    ((6, 10), (3, 5), 0, 8),
+    ((5, 7), (5, 7), 1, 8),
+    ((8, 8), (4, 4), 2, 4),
+    ((4, 14), (2, 7), 1, 2),
+]
+
+
+def _qkv(case, batch=2, d=5, dv=3, dtype=torch.float64, seed=0):
+    (gh, gw), (kh, kw), extra, heads = case
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(extra + gh * gw, d), (extra + kh * kw, d), (extra + kh * kw, dv)]
+    return [
+        torch.randn(batch, heads, n, m, generator=g, dtype=torch.float64).to(dtype).requires_grad_()
+        for n, m in shapes
+    ]
+
+
+def _call(case, backend="blocks"):
+    grid, key_grid, extra, _ = case
+    return lambda q, k, v: grid_attention(
+        q, k, v, grid=grid, key_grid=key_grid, extra_tokens=extra, pattern="ylg", backend=backend
+    )
+
+
+def _outputs_and_grads(fn, q, k, v):
+    out = fn(q, k, v)
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    grads = torch.autograd.grad((out.float() * weights.float()).sum(), (q, k, v))
+    return [out.detach(), *grads]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gradcheck_float64(case):
+    q, k, v = _qkv(case, batch=1, d=3, dv=2)
+    assert torch.autograd.gradcheck(_call(case), (q, k, v), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_kernel_equals_autograd_path_and_dense_reference(case, monkeypatch):
+    q, k, v = _qkv(case)
+    fn = _call(case)
+    got = _outputs_and_grads(fn, q, k, v)
+    monkeypatch.setattr(blocks, "CPU_KERNEL", False)
+    autograd_path = _outputs_and_grads(fn, q, k, v)
+    dense = _outputs_and_grads(_call(case, "reference"), q, k, v)
+    for name, a, b, c in zip(("out", "dq", "dk", "dv"), got, autograd_path, dense):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"{name} vs autograd")
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12, msg=f"{name} vs dense")
+
+
+def test_kernel_is_used_on_the_cpu(monkeypatch):
+    calls = []
+    real = block_kernel.block_attention
+    monkeypatch.setattr(block_kernel, "block_attention", lambda *a: calls.append(1) or real(*a))
+    case = CASES[1]
+    _call(case)(*_qkv(case))
+    assert calls == [1]
+    monkeypatch.setattr(blocks, "CPU_KERNEL", False)
+    _call(case)(*_qkv(case))
+    assert calls == [1]
+
+
+def test_only_the_grad_that_is_asked_for():
+    case = CASES[2]
+    q, k, v = _qkv(case)
+    k.requires_grad_(False)
+    out = _call(case)(q, k, v)
+    dq, dv = torch.autograd.grad(out.sum(), (q, v))
+    assert dq.shape == q.shape and dv.shape == v.shape and k.grad is None
+
+
+def test_autocast_runs_in_its_dtype_like_the_autograd_path(monkeypatch):
+    """Under CPU autocast the kernel casts q, k, v to bf16 as autocast casts the matmuls:
+    the same output as the autograd path's, gradients as close to float64 (whole tensors:
+    elementwise bf16 bounds test luck)."""
+    case = ((16, 16), (8, 8), 1, 8)
+    q, k, v = _qkv(case, batch=1, d=16, dv=16, dtype=torch.float32)
+    fn = _call(case)
+
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return _outputs_and_grads(fn, q, k, v)
+
+    got = run()
+    monkeypatch.setattr(blocks, "CPU_KERNEL", False)
+    autograd_path = run()
+    exact = _outputs_and_grads(fn, *(t.detach().double().requires_grad_() for t in (q, k, v)))
+    assert got[0].dtype == autograd_path[0].dtype == torch.bfloat16
+    torch.testing.assert_close(got[0], autograd_path[0], rtol=0, atol=0)
+    for name, a, b, e in zip(("out", "dq", "dk", "dv"), got, autograd_path, exact):
+        err_a = float((a.double() - e).norm() / e.norm())
+        err_b = float((b.double() - e).norm() / e.norm())
+        assert err_a <= 1.5 * err_b + 1e-4 and err_a < 0.02, f"{name}: {err_a:.2e} vs {err_b:.2e}"
