@@ -3,10 +3,12 @@
     python benchmarks/blocks_interleaved.py --threads 1                    # 64x64 and 128x128
     python benchmarks/blocks_interleaved.py --grids 64x64 --reps 9 --threads 2
 
-For each grid, every (method, dtype, global tokens) case is built first, then the timed calls
-go round-robin over all of them (one call of each case per round, ``--reps`` rounds), so that
-a change of load or clock speed reaches every case alike and each ratio is formed from times
-of one run. Methods (fwd+bwd on q, k, v ``[1, 8, N, 64]``, ``ylg`` pattern, unpooled keys):
+For each grid, every (method, dtype, global tokens) case is built in its own process first
+(interleaved processes: one case's allocations do not change the memory state of another),
+then the timed calls go round-robin over all of them (one call of each case per round, one
+process running at a time, ``--reps`` rounds), so that a change of load or clock speed
+reaches every case alike and each ratio is formed from times of one run. Methods (fwd+bwd
+on q, k, v ``[1, 8, N, 64]``, ``ylg`` pattern, unpooled keys):
 
 - ``sdpa``: ``F.scaled_dot_product_attention`` without a mask (the dense baseline);
 - ``blocks``: ``grid_attention(..., backend="blocks")``: on the CPU its kernel with the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import multiprocessing as mp
 import statistics
 import time
 from pathlib import Path
@@ -75,20 +78,45 @@ def make_case(method: str, grid, dtype: torch.dtype, extra: int, heads: int, d: 
     return call
 
 
+def _worker(spec: tuple, threads: int, warmup: int, conn) -> None:
+    """One case in its own process: build it, warm it up, then time one call per request."""
+    torch.set_num_threads(threads)
+    call = make_case(*spec)
+    for _ in range(warmup):  # the plan, kernels, and the allocator's thresholds settling
+        call()
+    conn.send("ready")
+    while conn.recv() == "call":
+        conn.send(call())
+
+
 def run_grid(grid, args) -> list[dict]:
-    cases = {}
+    """Every case of ``grid`` in its own process (so that one case's allocations, e.g. dense
+    SDPA's 8 GiB at 128 x 128, do not change the memory state another case runs in), timed
+    round-robin: one call of each case per round, one process running at a time."""
+    ctx = mp.get_context("spawn")
+    workers = {}
     for method, dtype, extra in itertools.product(args.methods, args.dtypes, args.extra_tokens):
         if method == "sdpa" and extra and args.sdpa_without_global:
             continue  # one token more changes dense SDPA's cost by 1 / N
-        call = make_case(method, grid, DTYPES[dtype], extra, args.heads, args.head_dim)
-        call()  # warm-up: the plan, kernels
-        cases[(method, dtype, extra)] = call
-    times = {key: [] for key in cases}
-    for r in range(args.reps):
-        for key, call in cases.items():
-            times[key].append(call())
-        print(f"  {grid[0]}x{grid[1]} round {r + 1}/{args.reps}", flush=True)
-    blocks.CPU_KERNEL = True
+        parent, child = ctx.Pipe()
+        spec = (method, grid, DTYPES[dtype], extra, args.heads, args.head_dim)
+        proc = ctx.Process(
+            target=_worker, args=(spec, args.threads, args.warmup, child), daemon=True
+        )
+        proc.start()
+        assert parent.recv() == "ready"
+        workers[(method, dtype, extra)] = (proc, parent)
+    times = {key: [] for key in workers}
+    try:
+        for r in range(args.reps):
+            for key, (_, conn) in workers.items():
+                conn.send("call")
+                times[key].append(conn.recv())
+            print(f"  {grid[0]}x{grid[1]} round {r + 1}/{args.reps}", flush=True)
+    finally:
+        for proc, conn in workers.values():
+            conn.send("stop")
+            proc.join()
     return [
         {
             "grid": f"{grid[0]}x{grid[1]}",
@@ -144,6 +172,7 @@ def main(argv=None) -> None:
     ap.add_argument("--head-dim", type=int, default=64)
     ap.add_argument("--reps", type=int, default=7, help="rounds of interleaved calls")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed calls of each case first")
     ap.add_argument(
         "--sdpa-with-global",
         dest="sdpa_without_global",
