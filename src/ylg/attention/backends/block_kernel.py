@@ -142,10 +142,12 @@ class _BlockAttention(torch.autograd.Function):
             # row sums accumulate in fp32 for bf16 inputs)
             dp = torch.bmm(go, vg.transpose(1, 2))
             ds = torch.ops.aten._softmax_backward_data(dp, probs, -1, probs.dtype).mul_(ctx.scale)
+            del dp, go  # each bucket's [hG, mq, mk] temporaries go before the next one's come
             if need_q:
                 _put_rows(dq, torch.bmm(ds, kg).view(b, -1, d), bk)
             if need_k:
                 _add_keys(dk, ds.transpose(1, 2), qg, bk, b)
+            del ds
         shape = lambda t, n: None if t is None else t.view(b, h, n, t.shape[-1])  # noqa: E731
         return shape(dq, nq), shape(dk, nk), shape(dv_, nk), None, None
 

@@ -13,7 +13,9 @@ For the YLG, strided and no-ESA layouts ``G * mq * mk`` grows as ``N sqrt N``. T
    ``(head, token)`` axis: ``[B, h' * G, mq, D]`` and ``[B, h' * G, mk, D]``;
 3. runs one masked attention per bucket with the small mask ``[h' * G, mq, mk]``: on CUDA
    ``F.scaled_dot_product_attention`` with the boolean mask, on the CPU one ``baddbmm``
-   with the mask as an additive bias, a softmax and a ``bmm`` (:func:`_biased_attention`);
+   with the mask as an additive bias, a softmax and a ``bmm`` (:func:`_biased_attention`;
+   without ``return_attention`` the CPU runs all buckets in :mod:`block_kernel`, one autograd
+   function with its backward written out);
 4. concatenates the buckets' outputs and gathers every ``(head, query)`` back into place.
 
 Padding queries (``q_index == -1``) get one dummy allowed key so that the softmax has no
