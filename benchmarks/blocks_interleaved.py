@@ -16,9 +16,14 @@ on q, k, v ``[1, 8, N, 64]``, ``ylg`` pattern, unpooled keys):
 - ``blocks-autograd``: the same backend with ``blocks.CPU_KERNEL = False``: autograd over the
   gathers, the path CUDA takes (what the CPU ran before the kernel).
 
+``--thp both`` runs every case twice, once with PyTorch's ``THP_MEM_ALLOC_ENABLE=1`` (its
+CPU allocator asks Linux for transparent huge pages for large buffers) and once without: on
+Linux with THP in ``madvise`` mode, each call's large buffers are otherwise faulted in 4 KiB
+pages every call (glibc returns allocations over 32 MiB to the OS when they are freed).
+
 Prints the medians and the ratios, and writes ``--json`` (default
 ``benchmarks/results/blocks-interleaved.json``) with the machine record (CPU model and bf16
-flags, threads, torch version, run id) and every call's time.
+flags, threads, torch version, run id), every call's time and the median minor page faults per call.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import argparse
 import itertools
 import json
 import multiprocessing as mp
+import os
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -66,14 +73,16 @@ def make_case(method: str, grid, dtype: torch.dtype, extra: int, heads: int, d: 
 
     kernel = method != "blocks-autograd"
 
-    def call() -> float:
+    def call() -> tuple[float, int]:
+        """(seconds, the process's minor page faults during the call)"""
         blocks.CPU_KERNEL = kernel
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         out = fwd(q, k, v)
         out.backward(torch.ones_like(out))
         elapsed = time.perf_counter() - start
         q.grad = k.grad = v.grad = None
-        return elapsed
+        return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
     return call
 
@@ -95,9 +104,13 @@ def run_grid(grid, args) -> list[dict]:
     round-robin: one call of each case per round, one process running at a time."""
     ctx = mp.get_context("spawn")
     workers = {}
-    for method, dtype, extra in itertools.product(args.methods, args.dtypes, args.extra_tokens):
+    thps = {"off": [False], "on": [True], "both": [False, True]}[args.thp]
+    cases = itertools.product(args.methods, args.dtypes, args.extra_tokens, thps)
+    for method, dtype, extra, thp in cases:
         if method == "sdpa" and extra and args.sdpa_without_global:
             continue  # one token more changes dense SDPA's cost by 1 / N
+        # read by the child's torch at its first allocation (spawn: a fresh interpreter)
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1" if thp else "0"
         parent, child = ctx.Pipe()
         spec = (method, grid, DTYPES[dtype], extra, args.heads, args.head_dim)
         proc = ctx.Process(
@@ -105,13 +118,16 @@ def run_grid(grid, args) -> list[dict]:
         )
         proc.start()
         assert parent.recv() == "ready"
-        workers[(method, dtype, extra)] = (proc, parent)
+        workers[(method, dtype, extra, thp)] = (proc, parent)
     times = {key: [] for key in workers}
+    faults = {key: [] for key in workers}
     try:
         for r in range(args.reps):
             for key, (_, conn) in workers.items():
                 conn.send("call")
-                times[key].append(conn.recv())
+                seconds, n_faults = conn.recv()
+                times[key].append(seconds)
+                faults[key].append(n_faults)
             print(f"  {grid[0]}x{grid[1]} round {r + 1}/{args.reps}", flush=True)
     finally:
         for proc, conn in workers.values():
@@ -123,39 +139,47 @@ def run_grid(grid, args) -> list[dict]:
             "method": m,
             "dtype": dt,
             "extra_tokens": e,
+            "thp": thp,
             "ms": 1e3 * statistics.median(ts),
             "calls_ms": [round(1e3 * t, 2) for t in ts],
+            "minor_faults_per_call": statistics.median(faults[m, dt, e, thp]),
         }
-        for (m, dt, e), ts in times.items()
+        for (m, dt, e, thp), ts in times.items()
     ]
 
 
 def ratios(rows: list[dict]) -> list[dict]:
     """Ratios of medians of one run: sdpa / blocks, autograd / kernel, bf16 speed-up of
     blocks, and the cost of the global token."""
-    ms = {(r["grid"], r["method"], r["dtype"], r["extra_tokens"]): r["ms"] for r in rows}
+    ms = {_key(r): r["ms"] for r in rows}
     out = []
-    for grid, dtype, extra in sorted({(g, dt, e) for g, _, dt, e in ms}):
-        blk = ms.get((grid, "blocks", dtype, extra))
+    for grid, dtype, extra, thp in sorted({(g, dt, e, t) for g, _, dt, e, t in ms}):
+        blk = ms.get((grid, "blocks", dtype, extra, thp))
         if blk is None:
             continue
-        sdpa = ms.get((grid, "sdpa", dtype, extra)) or ms.get((grid, "sdpa", dtype, 0))
-        auto = ms.get((grid, "blocks-autograd", dtype, extra))
-
-        none = ms.get((grid, "blocks", dtype, 0))
-        fp32 = ms.get((grid, "blocks", "fp32", extra))
+        sdpa = ms.get((grid, "sdpa", dtype, extra, thp)) or ms.get((grid, "sdpa", dtype, 0, thp))
+        auto = ms.get((grid, "blocks-autograd", dtype, extra, thp))
+        none = ms.get((grid, "blocks", dtype, 0, thp))
+        fp32 = ms.get((grid, "blocks", "fp32", extra, thp))
+        without_thp = ms.get((grid, "blocks", dtype, extra, False)) if thp else None
         out.append(
             {
                 "grid": grid,
                 "dtype": dtype,
                 "extra_tokens": extra,
+                "thp": thp,
                 "sdpa_over_blocks": sdpa / blk if sdpa else None,
                 "autograd_over_kernel": auto / blk if auto else None,
                 "global_token_cost": blk / none - 1 if extra and none else None,
                 "blocks_fp32_over_this": fp32 / blk if fp32 and dtype != "fp32" else None,
+                "blocks_thp_speedup": without_thp / blk if without_thp else None,
             }
         )
     return out
+
+
+def _key(row: dict) -> tuple:
+    return row["grid"], row["method"], row["dtype"], row["extra_tokens"], row.get("thp", False)
 
 
 def fmt(x, spec=".1f", suffix="x") -> str:
@@ -180,6 +204,12 @@ def main(argv=None) -> None:
         help="also time dense SDPA with the global tokens (by default their rows' ratio "
         "divides by SDPA without them: one token in N changes its cost by 1/N)",
     )
+    ap.add_argument(
+        "--thp",
+        choices=("off", "on", "both"),
+        default="off",
+        help="PyTorch's THP_MEM_ALLOC_ENABLE in the case processes (both: every case twice)",
+    )
     ap.add_argument("--note", default="", help="free text recorded with the run (e.g. load)")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/blocks-interleaved.json"))
     args = ap.parse_args(argv)
@@ -189,18 +219,18 @@ def main(argv=None) -> None:
     for grid in args.grids:
         rows += run_grid(grid, args)
     rat = ratios(rows)
-    print("| grid | dtype | global | sdpa | blocks | blocks-autograd | sdpa / blocks "
-          "| autograd / kernel | global cost | bf16 speed-up |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    ms = {(r["grid"], r["method"], r["dtype"], r["extra_tokens"]): r["ms"] for r in rows}
+    print("| grid | dtype | global | THP | sdpa | blocks | blocks-autograd | sdpa / blocks "
+          "| autograd / kernel | global cost | bf16 speed-up | THP speed-up |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    ms = {_key(r): r["ms"] for r in rows}
     for r in rat:
-        g, dt, e = r["grid"], r["dtype"], r["extra_tokens"]
-        cells = [fmt(ms.get((g, m, dt, e)), ",.0f", " ms") for m in METHODS]
+        g, dt, e, thp = r["grid"], r["dtype"], r["extra_tokens"], r["thp"]
+        cells = [fmt(ms.get((g, m, dt, e, thp)), ",.0f", " ms") for m in METHODS]
         print(
-            f"| {g} | {dt} | {e} | {' | '.join(cells)} | {fmt(r['sdpa_over_blocks'])} | "
-            f"{fmt(r['autograd_over_kernel'], '.2f')} | "
+            f"| {g} | {dt} | {e} | {'on' if thp else 'off'} | {' | '.join(cells)} | "
+            f"{fmt(r['sdpa_over_blocks'])} | {fmt(r['autograd_over_kernel'], '.2f')} | "
             f"{fmt(r['global_token_cost'] and 100 * r['global_token_cost'], '+.0f', '%')} | "
-            f"{fmt(r['blocks_fp32_over_this'], '.2f')} |"
+            f"{fmt(r['blocks_fp32_over_this'], '.2f')} | {fmt(r['blocks_thp_speedup'], '.2f')} |"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k != "json"}
