@@ -7,6 +7,8 @@ step-0 heads, and the four step-1 heads), flattened over the ``(head, token)`` a
 one ``index_select`` gathers a bucket's queries, keys and values; ``inverse`` puts every
 ``(head, query)`` output back in place. Padding query rows get one dummy allowed key in the
 SDPA mask (no all-masked row, no NaN); the exact mask is kept beside it for probabilities.
+:class:`KeyGather` says how the CPU kernel assembles the key and value gradients by gathers
+where it can.
 :mod:`ylg.attention.backends.blocks` runs the schedule; the plan builds it once.
 """
 
@@ -17,6 +19,63 @@ from dataclasses import dataclass, field
 import torch
 
 from ylg.attention.layouts import HeadLayout
+
+
+@dataclass(frozen=True)
+class KeyGather:
+    """How the CPU kernel assembles dk and dv by gathers instead of scatter-adds.
+
+    Every masked bucket writes its per-row key gradients (``[hG * mk, D]``: one row per key it
+    gathered, padding keys included) into one concatenation, at ``offsets[i]`` for bucket
+    ``i`` (None for buckets over all keys, which add theirs in place afterwards). Then the
+    ``(head, key)`` row ``r`` of dk is the concatenation's row ``source[r]``; for each
+    multiplicity ``m`` of the keys gathered more than once, ``(slots [n, m], rows [n])``:
+    the ``m`` rows of each such key, summed, replace that row. Padding keys' rows (exact
+    zeros) are never read. Why: ``index_add_`` on the CPU ran on one thread at any thread
+    count, and ``index_copy_`` barely faster, where ``index_select`` scales (profile in
+    benchmarks/README.md)."""
+
+    offsets: tuple[int | None, ...]
+    total: int  # rows of the concatenation
+    source: torch.Tensor  # [heads * Nk]
+    sums: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+# More distinct multiplicities than this (each costs a gather, a sum and a copy) keep the
+# scatter-add path.
+MAX_MULTIPLICITIES = 8
+
+
+def key_gather(k_gathers: list, valids: list, num_rows: int) -> KeyGather | None:
+    """The :class:`KeyGather` of the masked buckets' ``k_gather`` rows (``None`` entries: a
+    bucket over all keys), ``valids`` marking the real (not padding) keys; None where some of
+    the ``num_rows`` rows is gathered by no bucket or there are too many multiplicities."""
+    offsets, slots, dests, total = [], [], [], 0
+    for k_gather, valid in zip(k_gathers, valids):
+        if k_gather is None:
+            offsets.append(None)
+            continue
+        offsets.append(total)
+        slots.append(total + torch.nonzero(valid).squeeze(1))
+        dests.append(k_gather[valid])
+        total += k_gather.numel()
+    if not dests:
+        return None
+    slots, dests = torch.cat(slots), torch.cat(dests)
+    mult = torch.bincount(dests, minlength=num_rows)
+    many = torch.unique(mult[mult > 1])
+    if bool((mult == 0).any()) or many.numel() > MAX_MULTIPLICITIES:
+        return None
+    order = torch.argsort(dests, stable=True)  # the slots of each row together, rows ascending
+    source = torch.empty(num_rows, dtype=torch.long, device=dests.device)
+    source[dests] = slots  # one of each row's slots (the sums below replace repeated rows)
+    sums = []
+    starts = torch.cumsum(mult, 0) - mult  # where each row's slots start in `order`
+    for m in many.tolist():
+        rows = torch.nonzero(mult == m).squeeze(1)
+        at = starts[rows][:, None] + torch.arange(m, device=rows.device)  # [n, m] in `order`
+        sums.append((slots[order[at]], rows))
+    return KeyGather(tuple(offsets), total, source, tuple(sums))
 
 
 @dataclass(frozen=True)
@@ -57,6 +116,7 @@ class BlockSchedule:
 
     buckets: tuple[Bucket, ...]
     inverse: torch.Tensor  # [heads * Nq]: where each (head, query) sits in the concatenation
+    keys: KeyGather | None = None  # dk and dv by gathers; None: scatter-adds
 
 
 def schedule_blocks(layout: HeadLayout) -> BlockSchedule:
@@ -70,7 +130,7 @@ def schedule_blocks(layout: HeadLayout) -> BlockSchedule:
             shape = ("full",) if b is None else tuple(b.mask.shape)
             for head in group.heads:
                 shapes.setdefault(shape, []).append((head, b))
-    buckets, offset = [], 0
+    buckets, key_valid, offset = [], [], 0
     position = torch.empty(layout.num_heads * nq, dtype=torch.long, device=device)
     for shape, members in shapes.items():
         if shape != ("full",) and shape[2] == nk:
@@ -81,6 +141,7 @@ def schedule_blocks(layout: HeadLayout) -> BlockSchedule:
             k_gather = (heads[:, None] * nk + torch.arange(nk, device=device)).reshape(-1)
             valid = torch.ones(len(members) * nq, dtype=torch.bool, device=device)
             bucket = Bucket(q_gather, k_gather, None, None, valid, len(members), nq, nk)
+            key_valid.append(None)
         else:
             q_idx, k_idx, masks = [], [], []
             for head, b in members:
@@ -108,11 +169,15 @@ def schedule_blocks(layout: HeadLayout) -> BlockSchedule:
             bucket = Bucket(
                 q_idx.clamp(min=0).reshape(-1), k_gather, mask, true_mask, valid, *dims, all_keys
             )
+            key_valid.append(None if all_keys else torch.cat([b.k_index for _, b in members]) >= 0)
         rows = bucket.q_gather[bucket.q_valid]
         position[rows] = offset + torch.nonzero(bucket.q_valid).squeeze(1)
         offset += bucket.q_valid.numel()
         buckets.append(bucket)
-    return BlockSchedule(tuple(buckets), position)
+    k_gathers = [None if v is None else b.k_gather for b, v in zip(buckets, key_valid)]
+    valids = [None if v is None else v.reshape(-1) for v in key_valid]
+    keys = key_gather(k_gathers, valids, layout.num_heads * nk)
+    return BlockSchedule(tuple(buckets), position, keys)
 
 
-__all__ = ["BlockSchedule", "Bucket", "schedule_blocks"]
+__all__ = ["BlockSchedule", "Bucket", "KeyGather", "key_gather", "schedule_blocks"]
