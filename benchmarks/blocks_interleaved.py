@@ -16,6 +16,8 @@ on q, k, v ``[1, 8, N, 64]``, ``ylg`` pattern, unpooled keys):
 - ``blocks-scatter``: the kernel with ``block_kernel.GATHER_ROWS = False``: every bucket's
   rows scattered into place (outputs and dq by ``index_copy_``, dk and dv by ``index_add_``
   into zero-filled buffers) instead of gathered from one concatenation;
+- ``blocks-unpadded``: the kernel with ``block_kernel.PAD_WIDTH = False``: bf16 logits at
+  their own width (127) instead of padded to 128 for the softmax;
 - ``blocks-autograd``: the same backend with ``blocks.CPU_KERNEL = False``: autograd over the
   gathers, the path CUDA takes (what the CPU ran before the kernel).
 
@@ -48,7 +50,7 @@ from ylg.attention import grid_attention
 from ylg.attention.backends import block_kernel, blocks
 from ylg.runtime.machine import machine_record
 
-METHODS = ("sdpa", "blocks", "blocks-scatter", "blocks-autograd")
+METHODS = ("sdpa", "blocks", "blocks-scatter", "blocks-unpadded", "blocks-autograd")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -74,12 +76,11 @@ def make_case(method: str, grid, dtype: torch.dtype, extra: int, heads: int, d: 
                 q, k, v, grid=grid, pattern="ylg", extra_tokens=extra, backend="blocks"
             )
 
-    kernel = method != "blocks-autograd"
-    gather_rows = method != "blocks-scatter"
+    flags = (method != "blocks-autograd", method != "blocks-scatter", method != "blocks-unpadded")
 
     def call() -> tuple[float, int]:
         """(seconds, the process's minor page faults during the call)"""
-        blocks.CPU_KERNEL, block_kernel.GATHER_ROWS = kernel, gather_rows
+        blocks.CPU_KERNEL, block_kernel.GATHER_ROWS, block_kernel.PAD_WIDTH = flags
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         out = fwd(q, k, v)
@@ -164,6 +165,7 @@ def ratios(rows: list[dict]) -> list[dict]:
         sdpa = ms.get((grid, "sdpa", dtype, extra, thp)) or ms.get((grid, "sdpa", dtype, 0, thp))
         auto = ms.get((grid, "blocks-autograd", dtype, extra, thp))
         scatter = ms.get((grid, "blocks-scatter", dtype, extra, thp))
+        unpadded = ms.get((grid, "blocks-unpadded", dtype, extra, thp))
         none = ms.get((grid, "blocks", dtype, 0, thp))
         fp32 = ms.get((grid, "blocks", "fp32", extra, thp))
         without_thp = ms.get((grid, "blocks", dtype, extra, False)) if thp else None
@@ -176,6 +178,7 @@ def ratios(rows: list[dict]) -> list[dict]:
                 "sdpa_over_blocks": sdpa / blk if sdpa else None,
                 "autograd_over_kernel": auto / blk if auto else None,
                 "scatter_over_gather": scatter / blk if scatter else None,
+                "unpadded_over_padded": unpadded / blk if unpadded else None,
                 "global_token_cost": blk / none - 1 if extra and none else None,
                 "blocks_fp32_over_this": fp32 / blk if fp32 and dtype != "fp32" else None,
                 "blocks_thp_speedup": without_thp / blk if without_thp else None,
@@ -225,10 +228,10 @@ def main(argv=None) -> None:
     for grid in args.grids:
         rows += run_grid(grid, args)
     rat = ratios(rows)
-    print("| grid | dtype | global | THP | sdpa | blocks | blocks-scatter | blocks-autograd "
-          "| sdpa / blocks | scatter / gathered | autograd / kernel | global cost | bf16 speed-up "
-          "| THP speed-up |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| grid | dtype | global | THP | sdpa | blocks | blocks-scatter | blocks-unpadded "
+          "| blocks-autograd | sdpa / blocks | scatter / gathered | unpadded / padded "
+          "| autograd / kernel | global cost | bf16 speed-up | THP speed-up |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ms = {_key(r): r["ms"] for r in rows}
     for r in rat:
         g, dt, e, thp = r["grid"], r["dtype"], r["extra_tokens"], r["thp"]
@@ -236,6 +239,7 @@ def main(argv=None) -> None:
         print(
             f"| {g} | {dt} | {e} | {'on' if thp else 'off'} | {' | '.join(cells)} | "
             f"{fmt(r['sdpa_over_blocks'])} | {fmt(r['scatter_over_gather'], '.2f')} | "
+            f"{fmt(r['unpadded_over_padded'], '.2f')} | "
             f"{fmt(r['autograd_over_kernel'], '.2f')} | "
             f"{fmt(r['global_token_cost'] and 100 * r['global_token_cost'], '+.0f', '%')} | "
             f"{fmt(r['blocks_fp32_over_this'], '.2f')} | {fmt(r['blocks_thp_speedup'], '.2f')} |"

@@ -39,6 +39,8 @@ from ylg.attention.block_schedule import BlockSchedule, Bucket
 # False: scatter each bucket's rows into place instead (what the kernel did before the
 # gathers; kept for A/B timing in benchmarks/blocks_interleaved.py)
 GATHER_ROWS = True
+# False: logits at their width in bf16 too (see _width; kept for A/B timing)
+PAD_WIDTH = True
 
 
 def block_attention(q, k, v, schedule: BlockSchedule, scale: float) -> torch.Tensor:
@@ -93,15 +95,33 @@ def _gather_keys(kf, vf, k, v, bk: Bucket):
     return kg, vg
 
 
+def _width(bk: Bucket, dtype: torch.dtype) -> int:
+    """The width of a masked bucket's logits: ``mk``, or in bf16 / fp16 the next multiple of
+    32 where that adds at most ``mk / 8`` columns (127 -> 128). PyTorch's reduced-precision
+    CPU softmax handles a row's last ``mk % 32`` elements slowly: over ``[256, 64, 127]`` in
+    bf16 it took 6.6 ms against 2.6 ms at width 128 (1 thread; benchmarks/README.md). The
+    extra columns hold -inf logits, so their probabilities are exactly 0."""
+    if not (PAD_WIDTH and dtype in (torch.bfloat16, torch.float16)) or bk.mask is None:
+        return bk.mk
+    width = -(-bk.mk // 32) * 32
+    return width if 8 * (width - bk.mk) <= bk.mk else bk.mk
+
+
 def _probabilities(qg, kg, bk: Bucket, batch: int, scale: float) -> torch.Tensor:
-    """``softmax(scale q k^T + bias)`` of one bucket, ``[B * hG, mq, mk]``."""
+    """``softmax(scale q k^T + bias)`` of one bucket, ``[B * hG, mq, w]`` with ``w`` from
+    :func:`_width` (the first ``mk`` columns are the keys')."""
     if bk.mask is None:
         logits = torch.bmm(qg, kg.transpose(1, 2)).mul_(scale)
-    else:
-        bias = bk.bias(qg.dtype)  # [hG, mq, mk]
-        if batch > 1:
-            bias = bias.expand(batch, *bias.shape).reshape(-1, bk.mq, bk.mk)
-        logits = torch.baddbmm(bias, qg, kg.transpose(1, 2), alpha=scale)
+        return torch.softmax(logits, dim=-1)
+    bias = bk.bias(qg.dtype)  # [hG, mq, mk]
+    if batch > 1:
+        bias = bias.expand(batch, *bias.shape).reshape(-1, bk.mq, bk.mk)
+    width = _width(bk, qg.dtype)
+    if width == bk.mk:
+        return torch.softmax(torch.baddbmm(bias, qg, kg.transpose(1, 2), alpha=scale), dim=-1)
+    logits = qg.new_empty(qg.shape[0], bk.mq, width)
+    torch.baddbmm(bias, qg, kg.transpose(1, 2), alpha=scale, out=logits[..., : bk.mk])
+    logits[..., bk.mk :] = float("-inf")
     return torch.softmax(logits, dim=-1)
 
 
@@ -204,8 +224,8 @@ class _BlockAttention(torch.autograd.Function):
         for i, bk in enumerate(schedule.buckets):
             qg = _select_rows(qf, bk.q_gather).view(b * bk.groups, bk.mq, d)
             kg, vg = _gather_keys(kf, vf, k, v, bk)
-            probs = _probabilities(qg, kg, bk, b, scale)
-            out.put(i, probs, vg)  # [B*hG, mq, Dv] rows
+            probs = _probabilities(qg, kg, bk, b, scale)  # [B*hG, mq, w], w >= mk
+            out.put(i, probs[..., : bk.mk], vg)  # [B*hG, mq, Dv] rows
             saved += [qg, kg, vg, probs]
         ctx.save_for_backward(*saved)
         ctx.schedule, ctx.scale, ctx.shapes = schedule, scale, (q.shape, k.shape, v.shape)
@@ -227,13 +247,16 @@ class _BlockAttention(torch.autograd.Function):
             if bk.q_slots is not None:  # padding rows: no gradient flows from them
                 go.view(b, bk.groups, bk.mq, dv).mul_(bk.q_valid.view(bk.groups, bk.mq, 1))
             if need_v:
-                dv_.add(bk, i, probs.transpose(1, 2), go)
+                dv_.add(bk, i, probs[..., : bk.mk].transpose(1, 2), go)
             if not (need_q or need_k):
                 continue
             # softmax's backward, P * (dP - rowsum(dP * P)), by the op autograd uses (its
             # row sums accumulate in fp32 for bf16 inputs)
-            dp = torch.bmm(go, vg.transpose(1, 2))
+            dp = go.new_empty(probs.shape)
+            dp[..., bk.mk :] = 0  # padding columns (see _width)
+            torch.bmm(go, vg.transpose(1, 2), out=dp[..., : bk.mk])
             ds = torch.ops.aten._softmax_backward_data(dp, probs, -1, probs.dtype).mul_(ctx.scale)
+            ds = ds[..., : bk.mk]
             del dp  # each bucket's [hG, mq, mk] temporaries go before the next one's come
             if need_q:
                 dq.put(i, ds, kg)
